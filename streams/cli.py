@@ -1,0 +1,89 @@
+"""The ``lfr`` command.
+
+Each subcommand lives beside the code it drives: the module named in
+``COMMAND_MODULES`` exposes ``register(subparsers)``, which adds its parser
+and sets ``handler=<function(args, settings) -> int>`` as a default. This
+file only parses the settings once and dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from pydantic import ValidationError
+
+from streams.errors import LfrError
+from streams.settings import Settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "streams.localstack.cli",  # lfr stack up|down|status
+    "streams.topics",  # lfr topics create
+    "schemas.cli",  # lfr schemas check
+    "streams.jsonio",  # lfr publish, lfr consume
+    "streams.worker",  # lfr worker, lfr watchlist purge
+    "sinks.cli",  # lfr migrate, sink, rollup, retention, report
+    "streams.simulator.cli",  # lfr simulate
+    "streams.demo",  # lfr demo
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every available subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="lfr", description="lfr-stream: live facial recognition event pipeline."
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", help="Python log level (default INFO)."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name.rpartition(".")[0]) is None:
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except ModuleNotFoundError:
+            spec = None
+        if spec is None:
+            continue
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lfr`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = "LFR_" + "_".join(str(p) for p in error["loc"]).upper()
+            print(f"lfr: invalid setting {field}: {error['msg']}", file=sys.stderr)
+        return 2
+    try:
+        return handler(args, settings)
+    except LfrError as exc:
+        print(f"lfr: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
