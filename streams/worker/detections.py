@@ -1,0 +1,179 @@
+"""The detections stage as a pure function of one batch.
+
+decode -> validate -> gate -> one matrix product per watchlist -> Scan and
+Alert records, plus dead letters. The Faust agent is a thin loop around
+:func:`process_batch`; everything here runs without a broker.
+
+Templates live only inside this function: each event's template is taken out
+of its decoded dict as soon as it is read, the batch's query matrix is
+overwritten before returning, and no output carries a template.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from schemas.codec import decode
+from schemas.errors import SchemaError
+from schemas.templates import WIRE_DTYPE
+from schemas.validation import validate
+from streams.worker.errors import DimensionMismatchError, UnknownSiteError, UnknownWatchlistError
+from streams.worker.gating import GateReason, gate
+from streams.worker.instants import to_millis
+from streams.worker.matching import match_batch
+from streams.worker.pseudonym import Pseudonymiser
+from streams.worker.records import build_alert, build_scan
+from streams.worker.source import SourceRecord, reject
+from streams.worker.watchlist_store import WatchlistSnapshot, normalise
+from streams.worker.windows import OperationWindow
+
+STAGE = "worker.detections"
+
+
+class _NullValue(SchemaError):
+    reason = "undecodable"
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """Everything one batch produces; the agent sends it and updates metrics."""
+
+    scans: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[tuple[dict[str, Any], SourceRecord]] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    gated: Counter[str] = field(default_factory=Counter)
+    high_water: dict[str, int] = field(default_factory=dict)
+    match_seconds: list[float] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Passed:
+    record: SourceRecord
+    event: dict[str, Any]
+    template: bytes
+    window: OperationWindow
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionContext:
+    """What the detections stage reads besides the batch itself."""
+
+    windows_of: Callable[[str], Iterable[OperationWindow]]
+    watchlist: Callable[[str], WatchlistSnapshot | None]
+    high_water_of: Callable[[str], int | None]
+    pseudonymiser: Pseudonymiser
+    allowed_lateness_ms: int | None = None
+    now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000
+
+
+def process_batch(records: Iterable[SourceRecord], ctx: DetectionContext) -> BatchResult:
+    """Gate and match one batch of lfr.detections records (see the module doc)."""
+    result = BatchResult()
+    passed: dict[str, list[_Passed]] = {}
+    for record in records:
+        item = _gate_one(record, ctx, result)
+        if item is not None:
+            passed.setdefault(item.window.watchlist_id, []).append(item)
+    for watchlist_id in sorted(passed):
+        _match_group(watchlist_id, passed[watchlist_id], ctx, result)
+    return result
+
+
+def _gate_one(record: SourceRecord, ctx: DetectionContext, result: BatchResult) -> _Passed | None:
+    try:
+        if record.value is None:
+            raise _NullValue("a detection with a null value")
+        event = decode("DetectionEvent", record.value)
+        validate("DetectionEvent", event)
+    except SchemaError as exc:
+        result.dead_letters.append(reject(record, exc, STAGE, biometric=True))
+        return None
+    template: bytes = event.pop("template")
+    site_id = event["site_id"]
+    captured_at_ms = to_millis(event["captured_at"])
+    high_water = result.high_water.get(site_id, ctx.high_water_of(site_id))
+    decision = gate(
+        camera_id=event["camera_id"],
+        captured_at_ms=captured_at_ms,
+        windows=ctx.windows_of(site_id),
+        site_high_water_ms=high_water,
+        allowed_lateness_ms=ctx.allowed_lateness_ms,
+    )
+    if decision.reason is not GateReason.UNKNOWN_SITE:
+        result.high_water[site_id] = max(captured_at_ms, high_water or captured_at_ms)
+    if decision.window is None:
+        reason = decision.reason or GateReason.OUTSIDE_WINDOW
+        result.gated[reason.value] += 1
+        if reason is GateReason.UNKNOWN_SITE:
+            error = UnknownSiteError("no operation window has ever named this site")
+            result.dead_letters.append(reject(record, error, STAGE, biometric=True))
+        return None
+    return _Passed(record, event, template, decision.window)
+
+
+def _match_group(
+    watchlist_id: str, items: list[_Passed], ctx: DetectionContext, result: BatchResult
+) -> None:
+    snapshot = ctx.watchlist(watchlist_id)
+    if snapshot is None:
+        error = UnknownWatchlistError(f"watchlist {watchlist_id!r} is not held by this worker")
+        for item in items:
+            result.dead_letters.append(reject(item.record, error, STAGE, biometric=True))
+            result.scans.append(build_scan(item.event, item.window, matched=False))
+        return
+    if len(snapshot) == 0:
+        for item in items:
+            result.scans.append(build_scan(item.event, item.window, matched=False))
+        return
+    usable = _usable(items, snapshot, result)
+    if not usable:
+        return
+    started = time.perf_counter()
+    joined = b"".join(item.template for item in usable)
+    queries = normalise(np.frombuffer(joined, dtype=WIRE_DTYPE).reshape(len(usable), -1))
+    del joined
+    thresholds = {item.window.match_threshold for item in usable}
+    best = {t: match_batch(queries, snapshot, t) for t in sorted(thresholds)}
+    queries.fill(0.0)
+    result.match_seconds.append(time.perf_counter() - started)
+    alerted_at_ms = ctx.now_ms()
+    for i, item in enumerate(usable):
+        item.template = b""
+        match = best[item.window.match_threshold][i]
+        result.scans.append(build_scan(item.event, item.window, matched=match is not None))
+        if match is None:
+            continue
+        alert = build_alert(
+            item.event,
+            item.window,
+            match,
+            subject_ref=ctx.pseudonymiser.subject_ref(match.subject_id),
+            watchlist_version=snapshot.version,
+            alerted_at_ms=alerted_at_ms,
+        )
+        result.alerts.append((alert, item.record))
+
+
+def _usable(
+    items: list[_Passed], snapshot: WatchlistSnapshot, result: BatchResult
+) -> list[_Passed]:
+    size = (snapshot.dimension or 0) * WIRE_DTYPE.itemsize
+    usable = []
+    for item in items:
+        if len(item.template) != size or item.event["template_model"] != snapshot.template_model:
+            error = DimensionMismatchError(
+                f"template of {len(item.template)} bytes / model "
+                f"{item.event['template_model']!r} against watchlist "
+                f"{snapshot.watchlist_id!r} of dimension {snapshot.dimension}"
+            )
+            result.dead_letters.append(reject(item.record, error, STAGE, biometric=True))
+            item.template = b""
+            continue
+        usable.append(item)
+    return usable
