@@ -1,0 +1,301 @@
+{{/* Names ------------------------------------------------------------- */}}
+
+{{- define "lfr-stream.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "lfr-stream.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "lfr-stream.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels ------------------------------------------------------------ */}}
+
+{{- define "lfr-stream.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "lfr-stream.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "lfr-stream.labels" -}}
+helm.sh/chart: {{ include "lfr-stream.chart" . }}
+{{ include "lfr-stream.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: lfr-stream
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "worker") */}}
+{{- define "lfr-stream.componentSelectorLabels" -}}
+{{ include "lfr-stream.selectorLabels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "lfr-stream.componentLabels" -}}
+{{ include "lfr-stream.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Object names ------------------------------------------------------ */}}
+
+{{- define "lfr-stream.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "lfr-stream.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "lfr-stream.configMapName" -}}
+{{- include "lfr-stream.fullname" . }}-config
+{{- end }}
+
+{{- define "lfr-stream.hookConfigMapName" -}}
+{{- include "lfr-stream.fullname" . }}-hook-config
+{{- end }}
+
+{{/* The Secret holding the secret settings: the user's or the chart's. */}}
+{{- define "lfr-stream.secretName" -}}
+{{- if .Values.secrets.existingSecret }}
+{{- .Values.secrets.existingSecret }}
+{{- else }}
+{{- include "lfr-stream.fullname" . }}-secrets
+{{- end }}
+{{- end }}
+
+{{/* The Secret the hook jobs read: the user's (it exists before install) or a hook copy. */}}
+{{- define "lfr-stream.hookSecretName" -}}
+{{- if .Values.secrets.existingSecret }}
+{{- .Values.secrets.existingSecret }}
+{{- else }}
+{{- include "lfr-stream.fullname" . }}-hook-secrets
+{{- end }}
+{{- end }}
+
+{{- define "lfr-stream.image" -}}
+{{- $repo := .Values.image.repository }}
+{{- if .Values.image.registry }}
+{{- $repo = printf "%s/%s" .Values.image.registry .Values.image.repository }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repo .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Settings ---------------------------------------------------------- */}}
+
+{{/* A value as an environment string: YAML integers arrive as float64 and
+     would otherwise print as 2.16e+07. */}}
+{{- define "lfr-stream.envString" -}}
+{{- if and (kindIs "float64" .) (eq (floor .) .) }}
+{{- int64 . | toString }}
+{{- else }}
+{{- toString . }}
+{{- end }}
+{{- end }}
+
+{{/* Non-secret settings as a map LFR_<NAME> -> string, rendered as YAML.
+     config.<camelCase> becomes LFR_<SNAKE_CASE>; null leaves it unset. */}}
+{{- define "lfr-stream.configData" -}}
+{{- $data := dict }}
+{{- range $key, $value := .Values.config }}
+{{- if not (kindIs "invalid" $value) }}
+{{- $_ := set $data (printf "LFR_%s" (snakecase $key | upper)) (include "lfr-stream.envString" $value) }}
+{{- end }}
+{{- end }}
+{{- $tls := .Values.kafkaTls }}
+{{- if $tls.existingSecret }}
+{{- if and $tls.caKey (kindIs "invalid" .Values.config.kafkaSslCafile) }}
+{{- $_ := set $data "LFR_KAFKA_SSL_CAFILE" (printf "%s/%s" $tls.mountPath $tls.caKey) }}
+{{- end }}
+{{- if and $tls.certKey (kindIs "invalid" .Values.config.kafkaSslCertfile) }}
+{{- $_ := set $data "LFR_KAFKA_SSL_CERTFILE" (printf "%s/%s" $tls.mountPath $tls.certKey) }}
+{{- end }}
+{{- if and $tls.keyKey (kindIs "invalid" .Values.config.kafkaSslKeyfile) }}
+{{- $_ := set $data "LFR_KAFKA_SSL_KEYFILE" (printf "%s/%s" $tls.mountPath $tls.keyKey) }}
+{{- end }}
+{{- end }}
+{{- $_ := set $data "LFR_STATE_DIR" .Values.worker.persistence.mountPath }}
+{{- toYaml $data }}
+{{- end }}
+
+{{/* Secret settings: value name -> env var, (dict "hook" bool). The hook jobs
+     create topics and tables only, so they never get the pseudonym key. */}}
+{{- define "lfr-stream.secretSettings" -}}
+kafkaSaslPassword: LFR_KAFKA_SASL_PASSWORD
+clickhousePassword: LFR_CLICKHOUSE_PASSWORD
+{{- if not .hook }}
+pseudonymKey: LFR_PSEUDONYM_KEY
+{{- end }}
+{{- end }}
+
+{{/* Data of the chart-created Secret (env var -> base64), only the values set:
+     (dict "ctx" $ "hook" bool). */}}
+{{- define "lfr-stream.secretData" -}}
+{{- $ctx := .ctx }}
+{{- $settings := include "lfr-stream.secretSettings" (dict "hook" .hook) | fromYaml }}
+{{- range $key, $env := $settings }}
+{{- $value := index $ctx.Values.secrets $key }}
+{{- if $value }}
+{{ $env }}: {{ $value | toString | b64enc | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Fails the render on settings that could never run. */}}
+{{- define "lfr-stream.validate" -}}
+{{- $s := .Values.secrets }}
+{{- if and (not $s.existingSecret) (not $s.pseudonymKey) }}
+{{- fail "secrets.pseudonymKey (or secrets.existingSecret) is required: it keys the subject_ref pseudonyms, so it must be set and kept stable" }}
+{{- end }}
+{{- $protocol := toString .Values.config.kafkaSecurityProtocol }}
+{{- if hasPrefix "SASL_" $protocol }}
+{{- if not (and .Values.config.kafkaSaslMechanism .Values.config.kafkaSaslUsername) }}
+{{- fail "config.kafkaSecurityProtocol SASL_* needs config.kafkaSaslMechanism and config.kafkaSaslUsername" }}
+{{- end }}
+{{- if and (not $s.existingSecret) (not $s.kafkaSaslPassword) }}
+{{- fail "config.kafkaSecurityProtocol SASL_* needs secrets.kafkaSaslPassword (or secrets.existingSecret)" }}
+{{- end }}
+{{- end }}
+{{- $auto := .Values.worker.autoscaling }}
+{{- if and $auto.hpa.enabled $auto.keda.enabled }}
+{{- fail "worker.autoscaling: enable either hpa or keda, not both" }}
+{{- end }}
+{{- $partitions := int .Values.config.partitions }}
+{{- range $kind := list "hpa" "keda" }}
+{{- $a := index $auto $kind }}
+{{- if $a.enabled }}
+{{- if gt (int $a.maxReplicas) $partitions }}
+{{- fail (printf "worker.autoscaling.%s.maxReplicas (%d) exceeds config.partitions (%d): workers beyond the partition count get no partition" $kind (int $a.maxReplicas) $partitions) }}
+{{- end }}
+{{- if gt (int $a.minReplicas) (int $a.maxReplicas) }}
+{{- fail (printf "worker.autoscaling.%s.minReplicas exceeds maxReplicas" $kind) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and .Values.worker.autoscaling.hpa.enabled (kindIs "invalid" .Values.worker.autoscaling.hpa.targetCPUUtilizationPercentage) (kindIs "invalid" .Values.worker.autoscaling.hpa.targetMemoryUtilizationPercentage) }}
+{{- fail "worker.autoscaling.hpa needs targetCPUUtilizationPercentage or targetMemoryUtilizationPercentage" }}
+{{- end }}
+{{- end }}
+
+{{/* Pod pieces -------------------------------------------------------- */}}
+
+{{/* Environment of an lfr container: (dict "ctx" $ "hook" bool).
+     The ConfigMap and Secret are referenced by name; hooks use their copies. */}}
+{{- define "lfr-stream.envFrom" -}}
+- configMapRef:
+    name: {{ ternary (include "lfr-stream.hookConfigMapName" .ctx) (include "lfr-stream.configMapName" .ctx) .hook }}
+{{- with .ctx.Values.extraEnvFrom }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "lfr-stream.env" -}}
+{{- $ctx := .ctx }}
+{{- $secretName := ternary (include "lfr-stream.hookSecretName" $ctx) (include "lfr-stream.secretName" $ctx) .hook }}
+{{- $settings := include "lfr-stream.secretSettings" (dict "hook" .hook) | fromYaml }}
+{{- $sasl := hasPrefix "SASL_" (toString $ctx.Values.config.kafkaSecurityProtocol) }}
+{{- range $key, $env := $settings }}
+{{- if $ctx.Values.secrets.existingSecret }}
+- name: {{ $env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secretName }}
+      key: {{ index $ctx.Values.secrets.existingSecretKeys $key }}
+      {{- /* Only the pseudonym key, and the SASL password under SASL, are required. */}}
+      optional: {{ not (or (eq $key "pseudonymKey") (and $sasl (eq $key "kafkaSaslPassword"))) }}
+{{- else if index $ctx.Values.secrets $key }}
+- name: {{ $env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secretName }}
+      key: {{ $env }}
+{{- end }}
+{{- end }}
+{{- with $ctx.Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Volumes every lfr pod has (the worker adds its state volume). */}}
+{{- define "lfr-stream.volumes" -}}
+- name: tmp
+  emptyDir: {}
+{{- if .Values.kafkaTls.existingSecret }}
+- name: kafka-tls
+  secret:
+    secretName: {{ .Values.kafkaTls.existingSecret }}
+    defaultMode: 288 # 0440: read-only for the owner and group
+{{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "lfr-stream.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- if .Values.kafkaTls.existingSecret }}
+- name: kafka-tls
+  mountPath: {{ .Values.kafkaTls.mountPath }}
+  readOnly: true
+{{- end }}
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* An HTTP probe on the metrics port: (dict "probe" $values "path" "/healthz") */}}
+{{- define "lfr-stream.httpProbe" -}}
+httpGet:
+  path: {{ .path }}
+  port: metrics
+initialDelaySeconds: {{ .probe.initialDelaySeconds }}
+periodSeconds: {{ .probe.periodSeconds }}
+timeoutSeconds: {{ .probe.timeoutSeconds }}
+failureThreshold: {{ .probe.failureThreshold }}
+{{- end }}
+
+{{/* Topology spread constraints with the component's labelSelector filled in. */}}
+{{- define "lfr-stream.topologySpread" -}}
+{{- $selector := include "lfr-stream.componentSelectorLabels" (dict "ctx" .ctx "component" .component) | fromYaml }}
+{{- $out := list }}
+{{- range .constraints }}
+{{- $c := deepCopy . }}
+{{- if not (hasKey $c "labelSelector") }}
+{{- $_ := set $c "labelSelector" (dict "matchLabels" $selector) }}
+{{- end }}
+{{- $out = append $out $c }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
+
+{{/* Checksum of the settings, so that pods restart when they change. */}}
+{{- define "lfr-stream.configChecksum" -}}
+{{- printf "%s\n%s" (include "lfr-stream.configData" .) (include "lfr-stream.secretData" (dict "ctx" . "hook" false)) | sha256sum }}
+{{- end }}
+
+{{/* Is the worker autoscaled (replicas then belong to the autoscaler)? */}}
+{{- define "lfr-stream.workerAutoscaled" -}}
+{{- if or .Values.worker.autoscaling.hpa.enabled .Values.worker.autoscaling.keda.enabled }}true{{ end }}
+{{- end }}
+
+{{- define "lfr-stream.workerKind" -}}
+{{- ternary "StatefulSet" "Deployment" .Values.worker.persistence.enabled }}
+{{- end }}
