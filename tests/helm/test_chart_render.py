@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.helm.conftest import CI_VALUES, CHART, KUBE_VERSION, ROOT, Helm, Rendered
+from tests.helm.conftest import CHART, CI_VALUES, KUBE_VERSION, ROOT, Helm, Rendered
 
 # Kinds whose schema is a CRD, not part of Kubernetes.
 CRD_FILES = {

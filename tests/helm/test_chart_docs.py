@@ -1,0 +1,39 @@
+"""The chart's README, NOTES and the image agree with the chart."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from tests.helm.conftest import CHART, ROOT
+
+VALUES_TEXT = (CHART / "values.yaml").read_text()
+README = (CHART / "README.md").read_text()
+DOCKERFILE = (ROOT / "deploy/Dockerfile").read_text()
+
+
+def test_every_documented_value_is_in_the_readme_table() -> None:
+    params = re.findall(r"## @param (\S+) ", VALUES_TEXT)
+    assert len(params) > 100
+    missing = [p for p in params if f"| `{p}` |" not in README]
+    assert missing == []
+
+
+def test_every_top_level_value_is_documented() -> None:
+    values = yaml.safe_load(VALUES_TEXT)
+    for key, value in values.items():
+        documented = f"`{key}`" in README or f"`{key}." in README
+        assert documented, key
+        if isinstance(value, dict) and key in {"config", "secrets"}:
+            for sub in value:
+                assert f"`{key}.{sub}" in README, f"{key}.{sub}"
+
+
+def test_image_user_matches_the_chart_security_context() -> None:
+    values = yaml.safe_load(VALUES_TEXT)
+    uid = values["containerSecurityContext"]["runAsUser"]
+    assert re.search(rf"^USER {uid}:{uid}$", DOCKERFILE, re.M)
+    assert re.search(r'^ENTRYPOINT \["lfr"\]$', DOCKERFILE, re.M)
+    mount = values["worker"]["persistence"]["mountPath"]
+    assert f"LFR_STATE_DIR={mount}" in DOCKERFILE
