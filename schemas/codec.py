@@ -60,15 +60,23 @@ class Codec:
         schema_set: SchemaSet | None = None,
         *,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        reader_versions: Mapping[str, int] | None = None,
     ) -> None:
+        """Build every writer and reader once.
+
+        ``reader_versions`` pins a record to an older version for reading and default
+        writing: a service not yet upgraded, which still reads newer writers' bytes
+        because their schemas are in its history.
+        """
         self.schemas = schema_set if schema_set is not None else load_schema_set()
         self.max_payload_bytes = max_payload_bytes
+        pinned = reader_versions or {}
         self._writers: dict[tuple[str, int | None], tuple[bytes, dict[str, Any], RecordCheck]]
         self._writers = {}
         self._readers: dict[str, dict[bytes, _Reader]] = {}
         self._fingerprint_owner: dict[bytes, str] = {}
         for name, versions in self.schemas.versions.items():
-            latest = versions[-1]
+            target = self.schemas.version(name, pinned[name]) if name in pinned else versions[-1]
             readers: dict[bytes, _Reader] = {}
             for version in versions:
                 writer = (MAGIC + version.fingerprint, version.parsed, self._check_for(version))
@@ -76,10 +84,10 @@ class Codec:
                 # same parsing canonical form -> same bytes on the wire: keep the newest
                 readers[version.fingerprint] = (
                     version.parsed,
-                    None if version is latest else latest.parsed,
+                    None if version.canonical_form == target.canonical_form else target.parsed,
                 )
                 self._fingerprint_owner[version.fingerprint] = name
-            self._writers[(name, None)] = self._writers[(name, latest.version)]
+            self._writers[(name, None)] = self._writers[(name, target.version)]
             self._readers[name] = readers
 
     @staticmethod
@@ -88,10 +96,13 @@ class Codec:
 
     def fingerprint(self, name: str, version: int | None = None) -> bytes:
         """The 8-byte fingerprint of a record schema (default: the current version)."""
-        schema = self.schemas.latest(name) if version is None else self.schemas.version(name, version)
-        return schema.fingerprint
+        if version is None:
+            return self.schemas.latest(name).fingerprint
+        return self.schemas.version(name, version).fingerprint
 
-    def encode_body(self, name: str, record: Mapping[str, Any], version: int | None = None) -> bytes:
+    def encode_body(
+        self, name: str, record: Mapping[str, Any], version: int | None = None
+    ) -> bytes:
         """The Avro binary body of ``record``, without framing."""
         header, parsed, check = self._writer(name, version)
         check(record)
@@ -129,17 +140,23 @@ class Codec:
             self._unknown(name, fingerprint)
         return self._read(name, data, HEADER_SIZE, reader)  # type: ignore[arg-type]
 
-    def encode_confluent(self, name: str, record: Mapping[str, Any], *, schema_id: int,
-                         version: int | None = None) -> bytes:
+    def encode_confluent(
+        self, name: str, record: Mapping[str, Any], *, schema_id: int, version: int | None = None
+    ) -> bytes:
         """Confluent wire format: ``00`` + 4-byte big-endian registry id + body."""
         if not 0 <= schema_id <= 0xFFFFFFFF:
             raise EncodeError(f"schema id {schema_id} does not fit in 4 bytes")
-        return CONFLUENT_MAGIC + struct.pack(">I", schema_id) + self.encode_body(name, record,
-                                                                                 version)
+        return (
+            CONFLUENT_MAGIC + struct.pack(">I", schema_id) + self.encode_body(name, record, version)
+        )
 
-    def decode_confluent(self, name: str, data: bytes, *, schema_ids: Mapping[int, int]) -> dict[
-            str, Any]:
-        """Decode Confluent-framed bytes; ``schema_ids`` maps registry ids to versions of ``name``."""
+    def decode_confluent(
+        self, name: str, data: bytes, *, schema_ids: Mapping[int, int]
+    ) -> dict[str, Any]:
+        """Decode Confluent-framed bytes.
+
+        ``schema_ids`` maps the registry's schema ids to versions of ``name``.
+        """
         size = len(data)
         if size > self.max_payload_bytes:
             raise OversizeError(f"{size} bytes exceeds the {self.max_payload_bytes}-byte limit")
@@ -155,9 +172,7 @@ class Codec:
         reader = self._readers[name][fingerprint]
         return self._read(name, data, CONFLUENT_HEADER_SIZE, reader)
 
-    def _writer(
-        self, name: str, version: int | None
-    ) -> tuple[bytes, dict[str, Any], RecordCheck]:
+    def _writer(self, name: str, version: int | None) -> tuple[bytes, dict[str, Any], RecordCheck]:
         try:
             return self._writers[(name, version)]
         except KeyError:

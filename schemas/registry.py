@@ -94,6 +94,8 @@ def build_version(
         parsed = fastavro.parse_schema(raw, named_schemas={})
     except Exception as exc:  # fastavro raises several unrelated types for bad schemas
         raise SchemaFileError(f"{path}: invalid Avro schema: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise SchemaFileError(f"{path}: top level must be an Avro record")
     full_name = parsed.get("name", "")
     if full_name.rpartition(".")[2] != name:
         raise SchemaFileError(f"{path}: record is named {full_name!r}, expected {name!r}")

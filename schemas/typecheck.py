@@ -173,8 +173,11 @@ def compile_record_check(schema: Mapping[str, Any]) -> RecordCheck:
         try:
             for name, types in fast_fields:
                 if not isinstance(record[name], types):
-                    _fail(f"{record_name}.{name}", " or ".join(t.__name__ for t in types),
-                          record[name])
+                    _fail(
+                        f"{record_name}.{name}",
+                        " or ".join(t.__name__ for t in types),
+                        record[name],
+                    )
         except KeyError as exc:
             raise EncodeError(f"{record_name}.{exc.args[0]}: missing field") from None
         for name, field_check, has_default in slow_fields:

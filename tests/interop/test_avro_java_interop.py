@@ -39,16 +39,27 @@ def java_program(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     work = tmp_path_factory.mktemp("java")
     classpath_file = work / "classpath.txt"
     subprocess.run(
-        ["mvn", "-q", "-B", "-f", str(JAVA_DIR / "pom.xml"), "dependency:build-classpath",
-         f"-Dmdep.outputFile={classpath_file}"],
-        check=True, timeout=600, capture_output=True,
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(JAVA_DIR / "pom.xml"),
+            "dependency:build-classpath",
+            f"-Dmdep.outputFile={classpath_file}",
+        ],
+        check=True,
+        timeout=600,
+        capture_output=True,
     )
     classpath = classpath_file.read_text().strip()
     classes = work / "classes"
     sources = sorted(str(p) for p in (JAVA_DIR / "src" / "main" / "java").rglob("*.java"))
     subprocess.run(
         ["javac", "--release", "17", "-d", str(classes), "-cp", classpath, *sources],
-        check=True, timeout=300, capture_output=True,
+        check=True,
+        timeout=300,
+        capture_output=True,
     )
     return ["java", "-cp", f"{classes}:{classpath}", "lfr.interop.Interop"]
 
@@ -100,9 +111,17 @@ def test_java_reads_python_and_python_reads_java(
     out_json, out_bin = tmp_path / "out.json", tmp_path / "out.bin"
 
     result = subprocess.run(
-        [*java_program, str(SCHEMA_DIR / f"{name}.avsc"), str(tmp_path / "in.bin"),
-         str(out_json), str(out_bin)],
-        check=True, timeout=120, capture_output=True, text=True,
+        [
+            *java_program,
+            str(SCHEMA_DIR / f"{name}.avsc"),
+            str(tmp_path / "in.bin"),
+            str(out_json),
+            str(out_bin),
+        ],
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
     )
 
     # Java computed the same fingerprint from the same schema file
