@@ -153,12 +153,14 @@ class _SiteWindows:
 def build_worker(settings: Settings, options: WorkerOptions | None = None) -> WorkerRuntime:
     """Create the Faust app, its tables and agents, and the services beside it."""
     options = options or WorkerOptions()
+    datadir = settings.state_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
         broker_credentials=faust_credentials(settings),
         store=options.store,
-        datadir=str(settings.state_dir / "faust" / "{conf.name}"),
+        datadir=str(datadir / "{conf.name}"),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.kafka_replication_factor,
         processing_guarantee="at_least_once",
@@ -177,9 +179,7 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
     table_args: dict[str, Any] = {
         "partitions": settings.partitions,
         "use_partitioner": True,
-        "key_type": bytes,
-        "key_serializer": "raw",
-        "value_serializer": "json",
+        "schema": faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
     }
     windows = app.Table("windows", **table_args)
     site_clock = app.Table("site_clock", **table_args)

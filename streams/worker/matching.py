@@ -15,6 +15,8 @@ import numpy as np
 from streams.worker.watchlist_store import WatchlistSnapshot
 
 SCORE_DECIMALS = 6
+CANDIDATE_MARGIN = 1e-4
+"""float32 scores this close to a query's best are rescored exactly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,17 +33,31 @@ class Match:
 def top1(queries: np.ndarray, snapshot: WatchlistSnapshot) -> tuple[np.ndarray, np.ndarray]:
     """Best row index and rounded score of every query against the watchlist.
 
-    ``queries`` is (m, d) float32 with unit rows. Rows of the snapshot are
-    sorted by subject id and ``argmax`` takes the first maximum, so a tie goes
-    to the lowest subject id. An empty watchlist gives row -1 and score -inf.
+    ``queries`` is (m, d) float32 with unit rows. The float32 matrix product
+    finds the candidates; their scores are then recomputed from exact
+    float64 products, because a BLAS product rounds differently with the
+    batch's shape, and a redelivered event in another batch must get the
+    same score and the same alert. Rows of the snapshot are sorted by
+    subject id and ties go to the lowest row, i.e. the lowest subject id.
+    An empty watchlist gives row -1 and score -inf.
     """
     m = queries.shape[0]
+    rows = np.full(m, -1, dtype=np.int64)
+    best = np.full(m, -np.inf)
     if len(snapshot) == 0 or m == 0:
-        return np.full(m, -1, dtype=np.int64), np.full(m, -np.inf)
+        return rows, best
     scores = queries @ snapshot.matrix.T
-    rows = np.argmax(scores, axis=1)
-    best = scores[np.arange(m), rows].astype(np.float64)
-    return rows, np.round(best, SCORE_DECIMALS)
+    rough = scores.max(axis=1)
+    for i in range(m):
+        candidates = np.flatnonzero(scores[i] >= rough[i] - CANDIDATE_MARGIN)
+        exact = (
+            snapshot.matrix[candidates].astype(np.float64) * queries[i].astype(np.float64)
+        ).sum(axis=1)
+        exact = np.round(exact, SCORE_DECIMALS)
+        winner = int(np.argmax(exact))  # first maximum: the lowest row
+        rows[i] = candidates[winner]
+        best[i] = exact[winner]
+    return rows, best
 
 
 def match_batch(

@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from mode import Service
 
 from schemas.codec import decode, encode
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 
 STAGE = "worker.watchlist"
 POLL_MS = 500
-METADATA_ATTEMPTS = 60
 
 
 class WatchlistService(Service):
@@ -100,14 +100,15 @@ class WatchlistService(Service):
             await self._producer.stop()
 
     async def _partitions(self, topic: str) -> list[TopicPartition]:
-        assert self._consumer is not None  # noqa: S101  (started in on_start)
-        for _ in range(METADATA_ATTEMPTS):
-            found = self._consumer.partitions_for_topic(topic)
-            if found:
-                return [TopicPartition(topic, p) for p in sorted(found)]
-            await self._consumer.topics()  # refreshes the metadata
-            await asyncio.sleep(0.5)
-        raise WorkerError(f"topic {topic!r} does not exist (run `lfr topics create`)")
+        assert self._producer is not None  # noqa: S101  (started in on_start)
+        try:
+            # the producer's lookup waits for metadata; a group-less consumer has none
+            found = await self._producer.partitions_for(topic)
+        except KafkaError as exc:
+            raise WorkerError(f"topic {topic!r} is not available: {exc!r}") from exc
+        if not found:
+            raise WorkerError(f"topic {topic!r} does not exist (run `lfr topics create`)")
+        return [TopicPartition(topic, p) for p in sorted(found)]
 
     @Service.task
     async def _consume(self) -> None:

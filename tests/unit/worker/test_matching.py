@@ -1,0 +1,107 @@
+"""Matching: top-1, ties, the threshold boundary, empty and changing watchlists."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streams.worker.matching import match_batch
+from streams.worker.watchlist_store import WatchlistStore
+
+from .conftest import DIM, unit, watchlist_record
+
+
+def store_with(*subjects: tuple[str, np.ndarray]) -> WatchlistStore:
+    store = WatchlistStore()
+    for subject_id, vec in subjects:
+        store.apply_entry(f"W1:{subject_id}", watchlist_record(subject_id, vec), 0)
+    return store
+
+
+def test_top1_picks_the_best_subject() -> None:
+    store = store_with(("a", unit(1)), ("b", unit(2)), ("c", unit(3)))
+    snapshot = store.snapshot("W1")
+    assert snapshot is not None
+    queries = np.stack([unit(2), unit(3), unit(50)])
+    matches = match_batch(queries, snapshot, 0.64)
+    assert [m.subject_id if m else None for m in matches] == ["b", "c", None]
+
+
+def test_ties_go_to_the_lowest_subject_id_whatever_the_insertion_order() -> None:
+    same = unit(7)
+    for order in (("zed", "amy"), ("amy", "zed")):
+        store = store_with(*((s, same) for s in order))
+        snapshot = store.snapshot("W1")
+        assert snapshot is not None
+        (match,) = match_batch(same[None, :], snapshot, 0.5)
+        assert match is not None and match.subject_id == "amy"
+
+
+def test_score_equal_to_the_threshold_alerts() -> None:
+    a = unit(1)
+    store = store_with(("a", a))
+    snapshot = store.snapshot("W1")
+    assert snapshot is not None
+    (exact,) = match_batch(a[None, :], snapshot, 0.5)
+    assert exact is not None
+    # the same score as the threshold: alert; a hair above it: no alert
+    assert match_batch(a[None, :], snapshot, exact.score)[0] is not None
+    assert match_batch(a[None, :], snapshot, exact.score + 1e-6)[0] is None
+
+
+def test_constructed_score_at_threshold() -> None:
+    # a query whose cosine with the entry is 0.64 up to float16 rounding
+    rng = np.random.default_rng(3)
+    e = unit(1)
+    ortho = rng.standard_normal(DIM).astype(np.float32)
+    ortho -= ortho.dot(e) * e
+    ortho /= np.linalg.norm(ortho)
+    store = store_with(("a", e))
+    snapshot = store.snapshot("W1")
+    assert snapshot is not None
+    score = float(snapshot.matrix[0] @ (0.64 * e + 0.768 * ortho))
+    query = (0.64 * e + 0.768 * ortho)[None, :]
+    (match,) = match_batch(query, snapshot, round(score, 6))
+    assert match is not None
+
+
+def test_empty_and_emptied_watchlists_match_nothing() -> None:
+    store = store_with(("a", unit(1)))
+    store.apply_entry("W1:a", watchlist_record("a", None), 0)
+    snapshot = store.snapshot("W1")
+    assert snapshot is not None and len(snapshot) == 0
+    assert match_batch(unit(1)[None, :], snapshot, 0.1) == [None]
+
+
+def test_watchlist_changed_between_two_batches() -> None:
+    store = store_with(("a", unit(1)))
+    before = store.snapshot("W1")
+    assert before is not None
+    assert match_batch(unit(2)[None, :], before, 0.64) == [None]
+    store.apply_entry(
+        "W1:b",
+        watchlist_record(
+            "b",
+            unit(2),
+            updated_at=watchlist_record("b", None)["updated_at"] + np.timedelta64(1, "s").item(),
+        ),
+        0,
+    )
+    after = store.snapshot("W1")
+    assert after is not None and after.version > before.version
+    (match,) = match_batch(unit(2)[None, :], after, 0.64)
+    assert match is not None and match.subject_id == "b"
+    # the earlier snapshot is immutable: a batch in flight keeps its view
+    assert len(before) == 1
+
+
+@pytest.mark.parametrize("threshold", [0.6, 0.64])
+def test_batch_equals_one_by_one(threshold: float) -> None:
+    store = store_with(*((f"s{i:03d}", unit(i)) for i in range(40)))
+    snapshot = store.snapshot("W1")
+    assert snapshot is not None
+    queries = np.stack([unit(i) * 0.8 + unit(1000 + i) * 0.6 for i in range(30)])
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    batch = match_batch(queries, snapshot, threshold)
+    single = [match_batch(q[None, :], snapshot, threshold)[0] for q in queries]
+    assert batch == single
