@@ -1,0 +1,389 @@
+"""Ground truth: what the pipeline must report, computed from the records alone.
+
+:class:`TruthBuilder` is fed the simulation's records in event-time order
+(exactly what goes on the wire: float16 template bytes, windows, watchlist
+ops, adjudications) and recomputes gating, matching and outcomes itself. It
+shares no code with the worker (only the uuid5 namespace of alert ids):
+each gated-in face is decoded from float16 to float32, L2-normalised, and
+scored against every entry of its window's watchlist as it stands at that
+moment, one float32 dot product per entry (a matrix-vector product per
+face; no batching across faces); the best entry (first maximum) alerts when
+its score ``>=`` the window's ``match_threshold``.
+
+Definitions (the ClickHouse views implement the same)
+-------------------------------------------------------
+
+Gate. A detection is a *scan* of deployment D when D's latest window
+version is ACTIVE or ENDED, ``starts_at <= captured_at < ends_at`` (ends_at
+null = open) and its camera_id is in D's camera_ids. PLANNED and CANCELLED
+windows cover nothing.
+
+Report rows: one per deployment whose latest window status is ACTIVE or
+ENDED (cancelled and never-started deployments have no row), sorted by
+starts_at, then deployment_id. Columns (``lfr report --format json`` keys):
+
+- deployment_id, location, use_case, mode, watchlist_size: from the window
+  (latest version); min_threshold = its match_threshold; cameras =
+  ``len(camera_ids)``.
+- date: the UTC date of starts_at, ISO (``2025-10-02``).
+- duration_s = (ends_at - starts_at) in seconds = ``duration_ms / 1000``
+  (millisecond precision; null while ends_at is null).
+- faces_seen: number of scans of the deployment (distinct event_id).
+- total_alerts: alerts raised on its scans; a scan raises at most one alert
+  per watchlist (top-1), and a deployment has one watchlist.
+- true_alerts_confirmed / true_alerts_unconfirmed / false_alerts_confirmed
+  / false_alerts_unconfirmed: alerts by the latest adjudication (greatest
+  decided_at; on a tie the later one read) -- verdict TRUE_MATCH or
+  FALSE_ALERT, ``confirmed`` true or false. An alert not yet adjudicated
+  counts in total_alerts only (the simulator adjudicates every alert, so
+  total = the sum of the four).
+- outcome_arrest, outcome_other, no_action: latest adjudications with
+  outcome ARREST, OTHER, NO_ACTION (so their sum = true_alerts_confirmed).
+- false_alert_rate = (false_alerts_confirmed + false_alerts_unconfirmed) /
+  faces_seen as an unrounded float (0.0 when faces_seen is 0); tables round
+  it for display only.
+- minutes_in_use = ``duration_ms / 60000``.
+- minutes_per_arrest = ``(duration_ms / 60000) / outcome_arrest``; null when
+  there is no arrest.
+- arrest_rate = ``outcome_arrest / faces_seen``; null when faces_seen is 0.
+- median_time_to_locate_s: over the deployment's outcomes whose located_at
+  is not null, ``time_to_locate_ms = located_at - wanted_since`` (integer
+  milliseconds; wanted_since from the alert, i.e. the watchlist entry);
+  median = ``quantileExact(0.5)``, then ``/ 1000``; null when there is none.
+  located_at is set exactly when the alert was confirmed (the contract's
+  validation requires it), so a confirmed FALSE_ALERT counts too: the time
+  from wanted_since until officers stopped the person the alert pointed at.
+
+Quantiles are ClickHouse's ``quantileExact(level)`` (available from 18.16 to
+current releases, and exact): the element at index ``floor(level * n)`` of
+the sorted values (``n - 1`` when level >= 1); for an even count the median
+is the *upper* middle element, not the mean of the two. p90 =
+``quantileExact(0.9)``. :func:`quantile_exact` mirrors it.
+
+Time to locate (``time_to_locate`` key): over all outcomes with located_at
+not null, grouped by (mode, category) and by mode: count, mean_s =
+``sum(time_to_locate_ms) / count / 1000`` (integer sum, then two double
+divisions, so SQL gets the same double; a view that averages float seconds
+matches to ~1e-12 relative), median_s and p90_s as above. The fixed vs van
+comparison: ``median_reduction = 1 - FIXED_REMOTE median / VAN median`` and
+``mean_reduction = 1 - FIXED_REMOTE mean / VAN mean`` (null when a mode has
+no located outcome). ``response_s`` (located_at - captured_at) per mode is
+reported the same way.
+
+Every instant is an integer of epoch milliseconds internally, so durations
+and times are exact to the millisecond.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from streams.simulator.ids import LFR_NAMESPACE
+from streams.simulator.scenario import Scenario
+
+_COVERING = ("ACTIVE", "ENDED")
+_WIRE = np.dtype("<f2")
+
+
+def to_ms(value: Any) -> int:
+    """Epoch milliseconds from an aware datetime, an int, or an ISO-8601 string."""
+    if isinstance(value, datetime):
+        delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+        return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return to_ms(datetime.fromisoformat(value))
+    raise TypeError(f"not an instant: {type(value).__name__}")
+
+
+def quantile_exact(values: Iterable[int], level: float) -> int:
+    """ClickHouse ``quantileExact(level)``: sorted values at ``floor(level * n)``."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("quantile of no values")
+    n = len(ordered)
+    index = int(level * n) if level < 1 else n - 1
+    return ordered[min(index, n - 1)]
+
+
+@dataclass(slots=True)
+class _Entry:
+    category: str
+    wanted_since_ms: int
+    vector: np.ndarray
+
+
+@dataclass(slots=True)
+class _Alert:
+    deployment_id: str
+    captured_at_ms: int
+    wanted_since_ms: int
+    category: str
+    mode: str
+
+
+@dataclass(slots=True)
+class _Counts:
+    faces: int = 0
+    alerts: list[str] = field(default_factory=list)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+class TruthBuilder:
+    """Recomputes the pipeline's results from the records, fed in event-time order."""
+
+    def __init__(self) -> None:
+        self.windows: dict[str, dict[str, Any]] = {}
+        self.site_deployments: dict[str, list[str]] = defaultdict(list)
+        self.watchlists: dict[str, dict[str, _Entry]] = defaultdict(dict)
+        self.counts: dict[str, _Counts] = defaultdict(_Counts)
+        self.alerts: dict[str, _Alert] = {}
+        self.adjudications: dict[str, dict[str, Any]] = {}
+        self.detections = 0
+        self.gated_out = 0
+        self._matrices: dict[str, tuple[list[str], np.ndarray]] = {}
+        self._spans: dict[str, tuple[bool, frozenset[str], int, int | None]] = {}
+
+    def _matrix(self, watchlist_id: str) -> tuple[list[str], np.ndarray]:
+        cached = self._matrices.get(watchlist_id)
+        if cached is None:
+            entries = self.watchlists.get(watchlist_id, {})
+            subject_ids = list(entries)
+            matrix = (
+                np.stack([entries[s].vector for s in subject_ids])
+                if subject_ids
+                else np.empty((0, 0), dtype=np.float32)
+            )
+            cached = self._matrices[watchlist_id] = (subject_ids, matrix)
+        return cached
+
+    def feed(self, topic: str, key: bytes | None, value: Mapping[str, Any] | None) -> None:
+        """Apply one record (topic is a contract name; ``value=None`` is a tombstone)."""
+        if topic == "operations" and value is not None:
+            self._window(value)
+        elif topic == "watchlist":
+            self._watchlist(key, value)
+        elif topic == "detections" and value is not None:
+            self._detection(value)
+        elif topic == "adjudications" and value is not None:
+            self._adjudication(value)
+
+    def _window(self, value: Mapping[str, Any]) -> None:
+        deployment_id = value["deployment_id"]
+        if deployment_id not in self.windows:
+            self.site_deployments[value["site_id"]].append(deployment_id)
+        self.windows[deployment_id] = dict(value)
+        ends = value["ends_at"]
+        self._spans[deployment_id] = (
+            value["status"] in _COVERING,
+            frozenset(value["camera_ids"]),
+            to_ms(value["starts_at"]),
+            to_ms(ends) if ends is not None else None,
+        )
+
+    def _watchlist(self, key: bytes | None, value: Mapping[str, Any] | None) -> None:
+        if value is None:
+            if key is not None:
+                watchlist_id, _, subject_id = key.decode().partition(":")
+                self.watchlists[watchlist_id].pop(subject_id, None)
+                self._matrices.pop(watchlist_id, None)
+            return
+        entries = self.watchlists[value["watchlist_id"]]
+        self._matrices.pop(value["watchlist_id"], None)
+        if value["op"] == "REMOVE":
+            entries.pop(value["subject_id"], None)
+            return
+        vector = np.frombuffer(value["template"], dtype=_WIRE).astype(np.float32)
+        entries[value["subject_id"]] = _Entry(
+            category=value["category"],
+            wanted_since_ms=to_ms(value["wanted_since"]),
+            vector=_unit(vector),
+        )
+
+    def _gate(self, value: Mapping[str, Any]) -> dict[str, Any] | None:
+        captured = to_ms(value["captured_at"])
+        for deployment_id in self.site_deployments.get(value["site_id"], ()):
+            covering, cameras, starts, ends = self._spans[deployment_id]
+            if not covering or value["camera_id"] not in cameras:
+                continue
+            if starts <= captured and (ends is None or captured < ends):
+                return self.windows[deployment_id]
+        return None
+
+    def _detection(self, value: Mapping[str, Any]) -> None:
+        self.detections += 1
+        window = self._gate(value)
+        if window is None:
+            self.gated_out += 1
+            return
+        counts = self.counts[window["deployment_id"]]
+        counts.faces += 1
+        probe = _unit(np.frombuffer(value["template"], dtype=_WIRE).astype(np.float32))
+        subject_ids, matrix = self._matrix(window["watchlist_id"])
+        if not subject_ids:
+            return
+        scores = matrix @ probe  # one float32 dot product per entry
+        best = int(np.argmax(scores))
+        best_subject, best_score = subject_ids[best], float(scores[best])
+        if best_score < float(window["match_threshold"]):
+            return
+        entry = self.watchlists[window["watchlist_id"]][best_subject]
+        name = f"{value['event_id']}:{window['watchlist_id']}:{best_subject}"
+        aid = str(uuid.uuid5(LFR_NAMESPACE, name))
+        counts.alerts.append(aid)
+        self.alerts[aid] = _Alert(
+            deployment_id=window["deployment_id"],
+            captured_at_ms=to_ms(value["captured_at"]),
+            wanted_since_ms=entry.wanted_since_ms,
+            category=entry.category,
+            mode=window["mode"],
+        )
+
+    def _adjudication(self, value: Mapping[str, Any]) -> None:
+        previous = self.adjudications.get(value["alert_id"])
+        if previous is None or to_ms(value["decided_at"]) >= to_ms(previous["decided_at"]):
+            self.adjudications[value["alert_id"]] = dict(value)
+
+    # --- results -------------------------------------------------------
+    def report(self) -> list[dict[str, Any]]:
+        """Rows in exactly the shape of ``lfr report --format json``."""
+        windows = [w for w in self.windows.values() if w["status"] in _COVERING]
+        windows.sort(key=lambda w: (to_ms(w["starts_at"]), w["deployment_id"]))
+        return [self._row(w) for w in windows]
+
+    def _row(self, window: Mapping[str, Any]) -> dict[str, Any]:
+        deployment_id = window["deployment_id"]
+        counts = self.counts.get(deployment_id, _Counts())
+        tally: dict[str, int] = defaultdict(int)
+        located: list[int] = []
+        for aid in counts.alerts:
+            adj = self.adjudications.get(aid)
+            if adj is None:
+                continue
+            truth = "true" if adj["verdict"] == "TRUE_MATCH" else "false"
+            tally[f"{truth}_alerts_{'confirmed' if adj['confirmed'] else 'unconfirmed'}"] += 1
+            tally[adj["outcome"]] += 1
+            if adj["located_at"] is not None:
+                located.append(to_ms(adj["located_at"]) - self.alerts[aid].wanted_since_ms)
+        starts = to_ms(window["starts_at"])
+        ends = window["ends_at"]
+        duration_ms = to_ms(ends) - starts if ends is not None else None
+        faces, arrests = counts.faces, tally["ARREST"]
+        false_alerts = tally["false_alerts_confirmed"] + tally["false_alerts_unconfirmed"]
+        minutes = duration_ms / 60_000 if duration_ms is not None else None
+        return {
+            "deployment_id": deployment_id,
+            "location": window["location"],
+            "date": datetime.fromtimestamp(starts // 1000, tz=UTC).date().isoformat(),
+            "duration_s": duration_ms / 1000 if duration_ms is not None else None,
+            "use_case": window["use_case"],
+            "watchlist_size": window["watchlist_size"],
+            "min_threshold": window["match_threshold"],
+            "total_alerts": len(counts.alerts),
+            "true_alerts_confirmed": tally["true_alerts_confirmed"],
+            "true_alerts_unconfirmed": tally["true_alerts_unconfirmed"],
+            "false_alerts_confirmed": tally["false_alerts_confirmed"],
+            "false_alerts_unconfirmed": tally["false_alerts_unconfirmed"],
+            "false_alert_rate": false_alerts / faces if faces else 0.0,
+            "outcome_arrest": arrests,
+            "outcome_other": tally["OTHER"],
+            "no_action": tally["NO_ACTION"],
+            "faces_seen": faces,
+            "mode": window["mode"],
+            "cameras": len(window["camera_ids"]),
+            "minutes_in_use": minutes,
+            "minutes_per_arrest": minutes / arrests if minutes is not None and arrests else None,
+            "arrest_rate": arrests / faces if faces else None,
+            "median_time_to_locate_s": quantile_exact(located, 0.5) / 1000 if located else None,
+        }
+
+    def time_to_locate(self) -> dict[str, Any]:
+        """Time to locate by mode and category, by mode, and fixed vs van."""
+        by_pair: dict[tuple[str, str], list[int]] = defaultdict(list)
+        by_mode: dict[str, list[int]] = defaultdict(list)
+        response: dict[str, list[int]] = defaultdict(list)
+        for aid, alert in self.alerts.items():
+            adj = self.adjudications.get(aid)
+            if adj is None or adj["located_at"] is None:
+                continue
+            located = to_ms(adj["located_at"])
+            by_pair[(alert.mode, alert.category)].append(located - alert.wanted_since_ms)
+            by_mode[alert.mode].append(located - alert.wanted_since_ms)
+            response[alert.mode].append(located - alert.captured_at_ms)
+        modes = {m: _stats(v) for m, v in sorted(by_mode.items())}
+        fixed, van = modes.get("FIXED_REMOTE"), modes.get("VAN")
+        return {
+            "by_mode_category": [
+                {"mode": mode, "category": category, **_stats(values)}
+                for (mode, category), values in sorted(by_pair.items())
+            ],
+            "by_mode": [{"mode": m, **s} for m, s in modes.items()],
+            "fixed_vs_van": {
+                "fixed_remote_median_s": fixed["median_s"] if fixed else None,
+                "van_median_s": van["median_s"] if van else None,
+                "median_reduction": _reduction(fixed, van, "median_s"),
+                "fixed_remote_mean_s": fixed["mean_s"] if fixed else None,
+                "van_mean_s": van["mean_s"] if van else None,
+                "mean_reduction": _reduction(fixed, van, "mean_s"),
+            },
+            "response_s": [{"mode": m, **_stats(v)} for m, v in sorted(response.items())],
+        }
+
+    def result(self, scenario: Scenario | None = None) -> dict[str, Any]:
+        """The whole ground truth document (what ``truth.json`` holds)."""
+        rows = self.report()
+        verdicts = [self.adjudications.get(a) for a in self.alerts]
+        return {
+            "scenario": {"name": scenario.name, "seed": scenario.seed} if scenario else None,
+            "deployments": rows,
+            "time_to_locate": self.time_to_locate(),
+            "totals": {
+                "detections": self.detections,
+                "gated_out": self.gated_out,
+                "faces_seen": sum(r["faces_seen"] for r in rows),
+                "alerts": len(self.alerts),
+                "true_alerts": sum(1 for v in verdicts if v and v["verdict"] == "TRUE_MATCH"),
+                "false_alerts": sum(1 for v in verdicts if v and v["verdict"] == "FALSE_ALERT"),
+                "adjudications": len(self.adjudications),
+                "orphan_adjudications": len(set(self.adjudications) - set(self.alerts)),
+            },
+            "alert_ids": sorted(self.alerts),
+        }
+
+
+def _stats(values: list[int]) -> dict[str, Any]:
+    return {
+        "count": len(values),
+        "mean_s": sum(values) / len(values) / 1000,
+        "median_s": quantile_exact(values, 0.5) / 1000,
+        "p90_s": quantile_exact(values, 0.9) / 1000,
+    }
+
+
+def _reduction(
+    fixed: Mapping[str, Any] | None, van: Mapping[str, Any] | None, key: str
+) -> float | None:
+    if not fixed or not van or not van[key]:
+        return None
+    return 1 - fixed[key] / van[key]
+
+
+def ground_truth(scenario: Scenario) -> dict[str, Any]:
+    """The ground truth of ``scenario``: regenerates its records and recomputes from them."""
+    from streams.simulator.events import timeline
+
+    builder = TruthBuilder()
+    for item in timeline(scenario):
+        builder.feed(item.topic, item.key, item.value)
+    return builder.result(scenario)
