@@ -214,6 +214,18 @@ def test_memory_store_worker_is_a_deployment_with_scratch_state(
     assert scenarios["minimal"].of_kind("StatefulSet") == []
 
 
+@pytest.mark.parametrize(
+    ("name", "kind", "store"),
+    [("minimal", "Deployment", "memory://"), ("production", "StatefulSet", "rocksdb://")],
+)
+def test_worker_table_store_follows_persistence(
+    scenarios: dict[str, Rendered], name: str, kind: str, store: str
+) -> None:
+    args = pod_spec(scenarios[name].one(kind, "-worker"))["containers"][0]["args"]
+    assert args[args.index("--store") + 1] == store
+    assert "--purge-on-end" in args  # the watchlist must not outlive its deployment
+
+
 def test_persistent_worker_is_a_statefulset_with_a_claim(scenarios: dict[str, Rendered]) -> None:
     production = scenarios["production"]
     worker = production.one("StatefulSet", "-worker")
