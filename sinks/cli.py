@@ -1,0 +1,211 @@
+"""``lfr migrate | sink | rollup | retention run | report``: the ClickHouse side's commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sinks.db import NativeDatabase, connect
+from sinks.errors import ClickHouseUnavailable, SinkError
+from sinks.migrate import migrate, wait_for_server
+from sinks.report import (
+    MET_HEADINGS,
+    deployment_report,
+    render_csv,
+    render_json,
+    table_cells,
+    time_to_locate_report,
+)
+from sinks.retention import PERSON_DAYS, SCAN_DAYS, run_retention
+from sinks.rollup import rollup
+from streams.errors import CommandError
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from exc
+
+
+def register(subparsers: Any) -> None:
+    """Add the sinks' subcommands to the ``lfr`` parser."""
+    p = subparsers.add_parser("migrate", help="Apply the ClickHouse schema migrations.")
+    p.add_argument("--wait", type=float, default=0.0, metavar="S",
+                   help="Wait up to S seconds for ClickHouse to answer (default 0).")  # fmt: skip
+    p.set_defaults(handler=cmd_migrate)
+
+    p = subparsers.add_parser("sink", help="Consume result topics into ClickHouse.")
+    p.add_argument("--batch-size", type=int, default=5000, help="Offsets per batch (5000).")
+    p.add_argument("--linger", type=float, default=1.0, help="Seconds a partial batch waits.")
+    p.add_argument("--rollup-interval", type=float, default=10.0,
+                   help="Seconds between rollups of the days written (10).")  # fmt: skip
+    p.add_argument("--retention-interval", type=float, default=3600.0,
+                   help="Seconds between retention runs; 0 disables (3600).")  # fmt: skip
+    p.add_argument("--group", default=None, help="Consumer group (default <app_id>-sink).")
+    p.set_defaults(handler=cmd_sink)
+
+    p = subparsers.add_parser("rollup", help="Recompute the aggregates (idempotent).")
+    p.add_argument("--day", action="append", type=_iso_date, default=None,
+                   help="Only this UTC day (repeatable); default every day with rows.")  # fmt: skip
+    p.set_defaults(handler=cmd_rollup)
+
+    p = subparsers.add_parser("retention", help="Drop expired day partitions.")
+    sub = p.add_subparsers(dest="retention_command", metavar="ACTION", required=True)
+    run = sub.add_parser("run", help="Drop due partitions that are rolled up; audit each drop.")
+    run.add_argument("--person-days", type=int, default=PERSON_DAYS,
+                     help=f"Days alerts, outcomes, dead letters stay ({PERSON_DAYS}).")  # fmt: skip
+    run.add_argument("--scan-days", type=int, default=SCAN_DAYS,
+                     help=f"Days scans are kept ({SCAN_DAYS}).")  # fmt: skip
+    run.set_defaults(handler=cmd_retention)
+
+    p = subparsers.add_parser("report", help="Print the per-deployment report.")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--deployment", default=None, metavar="ID", help="Only this deployment.")
+    p.add_argument("--since", type=_iso_date, default=None, metavar="DATE",
+                   help="First start date, inclusive (UTC).")  # fmt: skip
+    p.add_argument("--until", type=_iso_date, default=None, metavar="DATE",
+                   help="Last start date, inclusive (UTC).")  # fmt: skip
+    p.add_argument("--time-to-locate", action="store_true",
+                   help="Print the time-to-locate comparison instead.")  # fmt: skip
+    p.set_defaults(handler=cmd_report)
+
+
+def _db(settings: Settings, wait_s: float = 0.0) -> NativeDatabase:
+    try:
+        db = wait_for_server(lambda: connect(settings), wait_s)
+    except ClickHouseUnavailable as exc:
+        raise CommandError(
+            f"ClickHouse at {settings.clickhouse_host}:{settings.clickhouse_port} "
+            f"is not reachable: {exc}"
+        ) from exc
+    assert isinstance(db, NativeDatabase)  # noqa: S101 - connect() builds one
+    return db
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply pending migrations."""
+    db = _db(settings, args.wait)
+    result = migrate(db, settings.clickhouse_database)
+    print(
+        f"ClickHouse {result.server_version}: applied {result.applied or 'none'}, "
+        f"already applied {result.already or 'none'}"
+    )
+    return 0
+
+
+def cmd_rollup(args: argparse.Namespace, settings: Settings) -> int:
+    """Recompute aggregates."""
+    result = rollup(_db(settings), settings.clickhouse_database, args.day)
+    print(json.dumps(result.days))
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
+    """Drop expired partitions."""
+    result = run_retention(_db(settings), settings.clickhouse_database, datetime.now(UTC),
+                           args.person_days, args.scan_days)  # fmt: skip
+    print(json.dumps({"dropped": result.dropped, "kept_unrolled": result.kept_unrolled}))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the report."""
+    db = _db(settings)
+    if args.time_to_locate:
+        ttl = time_to_locate_report(db, settings.clickhouse_database)
+        if args.format == "json":
+            print(json.dumps(ttl, indent=2))
+        else:
+            _print_time_to_locate(ttl, args.format)
+        return 0
+    rows = deployment_report(db, settings.clickhouse_database, args.deployment, args.since,
+                             args.until)  # fmt: skip
+    if args.format == "json":
+        print(render_json(rows))
+    elif args.format == "csv":
+        print(render_csv(rows), end="")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="LFR deployments")
+        for _, heading in MET_HEADINGS:
+            table.add_column(heading)
+        for row in rows:
+            table.add_row(*table_cells(row))
+        Console().print(table)
+    return 0
+
+
+def _print_time_to_locate(ttl: dict[str, Any], fmt: str) -> None:
+    lines = ["mode,category,located,mean_s,median_s,p90_s"]
+    for r in ttl["by_mode"]:
+        lines.append(f"{r['mode']},ALL,{r['located']},{r['mean_s']},{r['median_s']},{r['p90_s']}")
+    for r in ttl["by_mode_category"]:
+        lines.append(
+            f"{r['mode']},{r['category']},{r['located']},{r['mean_s']},{r['median_s']},{r['p90_s']}"
+        )
+    if fmt == "csv":
+        print("\n".join(lines))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Time to locate (seconds from wanted_since to located_at)")
+    for heading in lines[0].split(","):
+        table.add_column(heading)
+    for line in lines[1:]:
+        table.add_row(*line.split(","))
+    console = Console()
+    console.print(table)
+    reduction = ttl["median_reduction_fixed_vs_van"]
+    text = "n/a" if reduction is None else f"{reduction * 100:.1f}%"
+    console.print(f"Median time to locate, FIXED_REMOTE vs VAN: {text} lower")
+
+
+def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the sink until SIGTERM/SIGINT."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from sinks.sink import Sink, SinkOptions
+    from sinks.web import serve
+
+    db = connect(settings)
+    options = SinkOptions(
+        batch_size=args.batch_size, linger_s=args.linger,
+        rollup_interval_s=args.rollup_interval, retention_interval_s=args.retention_interval,
+    )  # fmt: skip
+    kafka = settings.kafka_python_config()
+    consumer = KafkaConsumer(
+        group_id=args.group or f"{settings.app_id}-sink", enable_auto_commit=False,
+        auto_offset_reset="earliest", max_poll_records=args.batch_size, **kafka,
+    )  # fmt: skip
+    producer = KafkaProducer(acks="all", linger_ms=20, **kafka)
+
+    def ready() -> bool:
+        try:
+            connect(settings).execute("SELECT 1")
+        except SinkError:
+            return False
+        return True
+
+    server = serve(settings.sink_metrics_port, ready)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        Sink(settings, db, consumer, producer, options).run(stop)
+    finally:
+        server.shutdown()
+        consumer.close()
+        producer.close(timeout=10)
+    return 0

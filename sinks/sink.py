@@ -1,0 +1,359 @@
+"""``lfr sink``: Kafka topics -> ClickHouse, exact under crashes and redelivery.
+
+Order of work for every batch (one topic-partition, deterministic offset
+window, see :mod:`sinks.batching`):
+
+1. decode and map each record; a record that fails goes to the dead letters
+   of this batch (never stops the batch);
+2. insert the rows as one columnar block with a deduplication token; a block
+   the server rejects is bisected until the rejected rows are isolated and
+   dead-lettered, the rest inserted;
+3. produce the dead letters and flush the producer;
+4. commit the offset after the batch.
+
+A crash anywhere before 4 redelivers the batch; ReplacingMergeTree on
+natural ids (and the token, where supported) makes the second insert
+harmless. While ClickHouse is unavailable the batch is retried with backoff
+and its partition paused, so memory holds at most about two batches per
+partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka.errors import KafkaError
+
+from schemas.codec import decode, encode
+from schemas.deadletter import biometric_topics, dead_letter
+from schemas.errors import SchemaError
+from sinks import metrics
+from sinks.batching import Batch, Message, PartitionBuffer, bisect
+from sinks.db import Database
+from sinks.errors import ClickHouseRejected, ClickHouseUnavailable, UnmappableRecord
+from sinks.retention import run_retention
+from sinks.rollup import rollup
+from sinks.rows import (
+    ALERTS,
+    DEAD_LETTER_COLUMNS,
+    OPERATION_WINDOWS,
+    OUTCOMES,
+    SCANS,
+    Row,
+    TableSpec,
+    columnar,
+    dead_letter_row,
+)
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STAGE = "sink"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one topic's records go."""
+
+    record: str
+    table: str
+    columns: tuple[str, ...]
+    map_row: Callable[[Mapping[str, Any], int, int], Row]
+    is_dead_letter_topic: bool = False
+
+
+def _spec_route(spec: TableSpec) -> Route:
+    return Route(spec.record, spec.name, spec.columns, lambda rec, _p, _o: spec.map_record(rec))
+
+
+def routes_for(settings: Settings) -> dict[str, Route]:
+    """Topic -> route, from the settings' topic names."""
+    return {
+        settings.topic_scans: _spec_route(SCANS),
+        settings.topic_alerts: _spec_route(ALERTS),
+        settings.topic_outcomes: _spec_route(OUTCOMES),
+        settings.topic_operations: _spec_route(OPERATION_WINDOWS),
+        settings.topic_dlq: Route(
+            "DeadLetter", "dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row, True
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class SinkOptions:
+    """Tuning of the sink loop (command-line options of ``lfr sink``)."""
+
+    batch_size: int = 5000
+    linger_s: float = 1.0
+    poll_timeout_ms: int = 200
+    max_backoff_s: float = 5.0
+    rollup_interval_s: float = 10.0
+    retention_interval_s: float = 3600.0
+    person_days: int = 31
+    scan_days: int = 90
+
+
+@dataclass
+class BatchOutcome:
+    """What writing one batch did."""
+
+    inserted: int
+    dead: list[dict[str, Any]]
+    skipped: int
+    days: set[str]
+
+
+def _day_of(row: Row) -> str | None:
+    seconds = row.get("captured_at")
+    if isinstance(seconds, int):
+        return datetime.fromtimestamp(seconds, UTC).date().isoformat()
+    return None
+
+
+class BatchWriter:
+    """Steps 1-2 of a batch: decode, map, insert (bisecting rejections). No Kafka."""
+
+    def __init__(self, db: Database, database: str, routes: Mapping[str, Route],
+                 biometric: frozenset[str]) -> None:  # fmt: skip
+        self.db = db
+        self.database = database
+        self.routes = routes
+        self.biometric = biometric
+
+    def _dead(self, batch: Batch, message: Message, error: BaseException) -> dict[str, Any]:
+        metrics.DEAD_LETTERS.labels(getattr(error, "reason", "other")).inc()
+        return dead_letter(
+            topic=batch.topic, partition=batch.partition, offset=message.offset,
+            key=message.key, payload=message.value, error=error, stage=STAGE,
+            biometric=self.biometric,
+        )  # fmt: skip
+
+    def write(self, batch: Batch) -> BatchOutcome:
+        """Insert the batch's rows; the dead letters it produced (to be sent by the caller)."""
+        route = self.routes[batch.topic]
+        rows: list[tuple[Message, Row]] = []
+        dead: list[dict[str, Any]] = []
+        skipped = 0
+        for message in batch.messages:
+            if message.value is None:
+                skipped += 1  # a tombstone of a compacted topic: nothing to store
+                continue
+            try:
+                record = decode(route.record, message.value)
+                rows.append((message, route.map_row(record, batch.partition, message.offset)))
+            except (SchemaError, UnmappableRecord) as exc:
+                if route.is_dead_letter_topic:
+                    # never dead-letter a dead letter: that could loop forever
+                    log.error("undecodable dead letter %s/%d@%d: %s",
+                              batch.topic, batch.partition, message.offset, exc)  # fmt: skip
+                    skipped += 1
+                    continue
+                dead.append(self._dead(batch, message, exc))
+        rejected = self._insert(route, rows, batch.token) if rows else []
+        for message, rejection in rejected:
+            if route.is_dead_letter_topic:
+                log.error("dead letter %s/%d@%d rejected: %s",
+                          batch.topic, batch.partition, message.offset, rejection)  # fmt: skip
+                skipped += 1
+            else:
+                dead.append(self._dead(batch, message, rejection))
+        inserted = len(rows) - len(rejected)
+        days = {d for _, row in rows if (d := _day_of(row)) is not None}
+        return BatchOutcome(inserted, dead, skipped, days)
+
+    def _insert(
+        self, route: Route, rows: list[tuple[Message, Row]], token: str
+    ) -> list[tuple[Message, ClickHouseRejected]]:
+        table = f"{self.database}.{route.table}"
+        started = time.perf_counter()
+        try:
+            self.db.insert(table, route.columns, columnar(route.columns, [r for _, r in rows]),
+                           dedup_token=token)  # fmt: skip
+        except ClickHouseUnavailable:
+            metrics.INSERT_FAILURES.labels(route.table, "unavailable").inc()
+            metrics.CLICKHOUSE_UP.set(0)
+            raise
+        except ClickHouseRejected as exc:
+            metrics.INSERT_FAILURES.labels(route.table, "rejected").inc()
+            if len(rows) == 1:
+                return [(rows[0][0], exc)]
+            left, right = bisect(rows)
+            first = self._insert(route, left, token + "/a")
+            return first + self._insert(route, right, token + "/b")
+        metrics.CLICKHOUSE_UP.set(1)
+        metrics.INSERT_SECONDS.labels(route.table).observe(time.perf_counter() - started)
+        metrics.BATCH_ROWS.labels(route.table).observe(len(rows))
+        return []
+
+
+class Sink:
+    """The consume -> insert -> dead-letter -> commit loop."""
+
+    def __init__(self, settings: Settings, db: Database, consumer: Any, producer: Any,
+                 options: SinkOptions | None = None) -> None:  # fmt: skip
+        self.settings = settings
+        self.options = options or SinkOptions()
+        self.db = db
+        self.consumer = consumer
+        self.producer = producer
+        self.routes = routes_for(settings)
+        self.writer = BatchWriter(db, settings.clickhouse_database, self.routes,
+                                  biometric_topics(settings))  # fmt: skip
+        self.buffers: dict[Any, PartitionBuffer] = {}
+        self.paused: set[Any] = set()
+        self.dirty_days: set[str] = set()
+        self._last_rollup = time.monotonic()
+        self._last_retention = time.monotonic()
+
+    # --- rebalance listener (kafka-python calls these inside poll) -----------
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        """Forget uncommitted batches of lost partitions: their new owner re-reads them."""
+        for tp in revoked:
+            self.buffers.pop(tp, None)
+            self.paused.discard(tp)
+        metrics.PAUSED_PARTITIONS.set(len(self.paused))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        """Nothing to do: consumption resumes at the committed offsets."""
+
+    # --- loop ------------------------------------------------------------------
+    def subscribe(self) -> None:
+        """Subscribe to every routed topic."""
+        self.consumer.subscribe(sorted(self.routes), listener=self)
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until ``stop`` is set; a final rollup of what was written."""
+        self.subscribe()
+        log.info("sink: %s -> %s", sorted(self.routes), self.settings.clickhouse_database)
+        while not stop.is_set():
+            self.step()
+        self._maybe_rollup(force=True)
+
+    def step(self) -> None:
+        """One poll, then every batch that is due."""
+        polled = self.consumer.poll(
+            timeout_ms=self.options.poll_timeout_ms, max_records=self.options.batch_size
+        )
+        now = time.monotonic()
+        for tp, records in polled.items():
+            buffer = self.buffers.get(tp)
+            if buffer is None:
+                buffer = PartitionBuffer(tp.topic, tp.partition, self.options.batch_size)
+                self.buffers[tp] = buffer
+            for r in records:
+                buffer.add(Message(r.offset, r.key, r.value, r.timestamp), now)
+        for tp, buffer in list(self.buffers.items()):
+            if buffer.open is not None:
+                high = self.consumer.highwater(tp)
+                caught_up = high is not None and buffer.open.last + 1 >= high
+                buffer.seal_if_due(now, self.options.linger_s, caught_up)
+            self._flush(tp, buffer, now)
+        self._update_lag()
+        self._maybe_rollup()
+        self._maybe_retention()
+
+    def _flush(self, tp: Any, buffer: PartitionBuffer, now: float) -> None:
+        while buffer.sealed:
+            batch = buffer.sealed[0]
+            if batch.retry_at > now:
+                break
+            try:
+                self._write_and_commit(tp, batch)
+            except (ClickHouseUnavailable, KafkaError) as exc:
+                batch.attempts += 1
+                delay = min(self.options.max_backoff_s, 0.2 * 2 ** min(batch.attempts, 10))
+                batch.retry_at = now + delay
+                if tp not in self.paused:
+                    self.consumer.pause(tp)
+                    self.paused.add(tp)
+                    metrics.PAUSED_PARTITIONS.set(len(self.paused))
+                log.warning("batch %s not written (attempt %d, retry in %.1fs): %s",
+                            batch.token, batch.attempts, delay, exc)  # fmt: skip
+                return
+            buffer.sealed.pop(0)
+        # bounded memory: a partition holding two batches' worth waits
+        if buffer.buffered() >= 2 * self.options.batch_size:
+            if tp not in self.paused:
+                self.consumer.pause(tp)
+                self.paused.add(tp)
+        elif tp in self.paused:
+            self.consumer.resume(tp)
+            self.paused.discard(tp)
+        metrics.PAUSED_PARTITIONS.set(len(self.paused))
+
+    def _write_and_commit(self, tp: Any, batch: Batch) -> None:
+        from kafka.structs import OffsetAndMetadata
+
+        outcome = self.writer.write(batch)
+        if outcome.dead:
+            for record in outcome.dead:
+                self.producer.send(
+                    self.settings.topic_dlq,
+                    key=batch.topic.encode(),
+                    value=encode("DeadLetter", record),
+                )
+            self.producer.flush(timeout=30)
+        self.consumer.commit({tp: OffsetAndMetadata(batch.last + 1, "", -1)})
+        self.dirty_days |= outcome.days
+        metrics.RECORDS.labels(batch.topic, "inserted").inc(outcome.inserted)
+        metrics.RECORDS.labels(batch.topic, "dead_lettered").inc(len(outcome.dead))
+        metrics.RECORDS.labels(batch.topic, "skipped").inc(outcome.skipped)
+        wall = time.time()
+        metrics.COMMIT_LATENCY.labels(self.routes[batch.topic].table).observe(
+            max(0.0, wall - batch.messages[0].timestamp_ms / 1000)
+        )
+
+    def _update_lag(self) -> None:
+        for tp, buffer in self.buffers.items():
+            high = self.consumer.highwater(tp)
+            if high is None:
+                continue
+            position = (buffer.open.last + 1) if buffer.open else None
+            if position is None:
+                try:
+                    position = self.consumer.position(tp)
+                except KafkaError:
+                    continue
+            if position is not None:
+                lag = max(0, high - position)
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def _maybe_rollup(self, force: bool = False) -> None:
+        due = time.monotonic() - self._last_rollup >= self.options.rollup_interval_s
+        if not self.dirty_days or not (due or force):
+            return
+        days = set(self.dirty_days)
+        started = time.perf_counter()
+        try:
+            rollup(self.db, self.settings.clickhouse_database, days)
+        except (ClickHouseUnavailable, ClickHouseRejected) as exc:
+            metrics.ROLLUP_RUNS.labels("failed").inc()
+            log.warning("rollup failed, will retry: %s", exc)
+            self._last_rollup = time.monotonic()
+            return
+        metrics.ROLLUP_RUNS.labels("ok").inc()
+        metrics.ROLLUP_SECONDS.observe(time.perf_counter() - started)
+        self.dirty_days -= days
+        self._last_rollup = time.monotonic()
+
+    def _maybe_retention(self) -> None:
+        interval = self.options.retention_interval_s
+        if interval <= 0 or time.monotonic() - self._last_retention < interval:
+            return
+        self._last_retention = time.monotonic()
+        try:
+            result = run_retention(self.db, self.settings.clickhouse_database, datetime.now(UTC),
+                                   self.options.person_days, self.options.scan_days)  # fmt: skip
+        except (ClickHouseUnavailable, ClickHouseRejected) as exc:
+            log.warning("retention failed, will retry: %s", exc)
+            return
+        for table, days in result.dropped.items():
+            metrics.RETENTION_DROPPED.labels(table).inc(len(days))
+        for table in ("alerts", "outcomes", "scans"):
+            metrics.RETENTION_KEPT.labels(table).set(len(result.kept_unrolled.get(table, [])))
