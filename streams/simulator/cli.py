@@ -121,7 +121,7 @@ def summary(truth: dict[str, Any]) -> list[str]:
             f"per deployment, {false} false ({false / faces if faces else 0:.2e} per face), "
             f"{arrests} arrests, one every {per_arrest} minutes in use"
         )
-    fvv = truth["time_to_locate"]["fixed_vs_van"]
+    fvv = truth["fixed_vs_van"]
     if fvv["median_reduction"] is not None:
         lines.append(
             "time to locate, FIXED_REMOTE vs VAN: median "

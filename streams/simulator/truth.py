@@ -20,7 +20,7 @@ windows cover nothing.
 
 Report rows: one per deployment whose latest window status is ACTIVE or
 ENDED (cancelled and never-started deployments have no row), sorted by
-starts_at, then deployment_id. Columns (``lfr report --format json`` keys):
+date, then deployment_id. Columns (``lfr report --format json`` keys):
 
 - deployment_id, location, use_case, mode, watchlist_size: from the window
   (latest version); min_threshold = its match_threshold; cameras =
@@ -42,9 +42,10 @@ starts_at, then deployment_id. Columns (``lfr report --format json`` keys):
 - false_alert_rate = (false_alerts_confirmed + false_alerts_unconfirmed) /
   faces_seen as an unrounded float (0.0 when faces_seen is 0); tables round
   it for display only.
-- minutes_in_use = ``duration_ms / 60000``.
-- minutes_per_arrest = ``(duration_ms / 60000) / outcome_arrest``; null when
-  there is no arrest.
+- minutes_in_use = ``duration_s / 60`` (with duration_s = duration_ms / 1000:
+  two double divisions, in this order, as sinks.report does).
+- minutes_per_arrest = ``minutes_in_use / outcome_arrest``; null when there
+  is no arrest.
 - arrest_rate = ``outcome_arrest / faces_seen``; null when faces_seen is 0.
 - median_time_to_locate_s: over the deployment's outcomes whose located_at
   is not null, ``time_to_locate_ms = located_at - wanted_since`` (integer
@@ -60,15 +61,15 @@ the sorted values (``n - 1`` when level >= 1); for an even count the median
 is the *upper* middle element, not the mean of the two. p90 =
 ``quantileExact(0.9)``. :func:`quantile_exact` mirrors it.
 
-Time to locate (``time_to_locate`` key): over all outcomes with located_at
-not null, grouped by (mode, category) and by mode: count, mean_s =
-``sum(time_to_locate_ms) / count / 1000`` (integer sum, then two double
-divisions, so SQL gets the same double; a view that averages float seconds
-matches to ~1e-12 relative), median_s and p90_s as above. The fixed vs van
-comparison: ``median_reduction = 1 - FIXED_REMOTE median / VAN median`` and
-``mean_reduction = 1 - FIXED_REMOTE mean / VAN mean`` (null when a mode has
-no located outcome). ``response_s`` (located_at - captured_at) per mode is
-reported the same way.
+Time to locate (``time_to_locate`` key, the shape of ``lfr report
+--time-to-locate --format json``): over all outcomes with located_at not
+null, by (mode, category) and by mode: located (the count), mean_s =
+``math.fsum(seconds) / located`` (exactly rounded sum, so independent of
+summation order), median_s and p90_s as above, seconds =
+``time_to_locate_ms / 1000``; ``median_reduction_fixed_vs_van = 1 -
+FIXED_REMOTE median / VAN median`` (null when a mode has none). The
+``fixed_vs_van`` key adds the mean reduction and ``response_s`` (located_at
+- captured_at) by mode: fixed-site officers reach people sooner.
 
 Every instant is an integer of epoch milliseconds internally, so durations
 and times are exact to the millisecond.
@@ -76,6 +77,7 @@ and times are exact to the millisecond.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -259,8 +261,9 @@ class TruthBuilder:
     def report(self) -> list[dict[str, Any]]:
         """Rows in exactly the shape of ``lfr report --format json``."""
         windows = [w for w in self.windows.values() if w["status"] in _COVERING]
-        windows.sort(key=lambda w: (to_ms(w["starts_at"]), w["deployment_id"]))
-        return [self._row(w) for w in windows]
+        rows = [self._row(w) for w in windows]
+        rows.sort(key=lambda r: (r["date"], r["deployment_id"]))
+        return rows
 
     def _row(self, window: Mapping[str, Any]) -> dict[str, Any]:
         deployment_id = window["deployment_id"]
@@ -281,12 +284,13 @@ class TruthBuilder:
         duration_ms = to_ms(ends) - starts if ends is not None else None
         faces, arrests = counts.faces, tally["ARREST"]
         false_alerts = tally["false_alerts_confirmed"] + tally["false_alerts_unconfirmed"]
-        minutes = duration_ms / 60_000 if duration_ms is not None else None
+        duration_s = duration_ms / 1000 if duration_ms is not None else None
+        minutes = duration_s / 60 if duration_s is not None else None
         return {
             "deployment_id": deployment_id,
             "location": window["location"],
             "date": datetime.fromtimestamp(starts // 1000, tz=UTC).date().isoformat(),
-            "duration_s": duration_ms / 1000 if duration_ms is not None else None,
+            "duration_s": duration_s,
             "use_case": window["use_case"],
             "watchlist_size": window["watchlist_size"],
             "min_threshold": window["match_threshold"],
@@ -308,10 +312,9 @@ class TruthBuilder:
             "median_time_to_locate_s": quantile_exact(located, 0.5) / 1000 if located else None,
         }
 
-    def time_to_locate(self) -> dict[str, Any]:
-        """Time to locate by mode and category, by mode, and fixed vs van."""
+    def located(self) -> tuple[dict[tuple[str, str], list[int]], dict[str, list[int]]]:
+        """Located outcomes: ms from wanted_since by (mode, category), ms from capture by mode."""
         by_pair: dict[tuple[str, str], list[int]] = defaultdict(list)
-        by_mode: dict[str, list[int]] = defaultdict(list)
         response: dict[str, list[int]] = defaultdict(list)
         for aid, alert in self.alerts.items():
             adj = self.adjudications.get(aid)
@@ -319,24 +322,42 @@ class TruthBuilder:
                 continue
             located = to_ms(adj["located_at"])
             by_pair[(alert.mode, alert.category)].append(located - alert.wanted_since_ms)
-            by_mode[alert.mode].append(located - alert.wanted_since_ms)
             response[alert.mode].append(located - alert.captured_at_ms)
+        return by_pair, response
+
+    def time_to_locate(self) -> dict[str, Any]:
+        """Exactly the shape of ``lfr report --time-to-locate --format json``."""
+        by_pair, _ = self.located()
+        by_mode: dict[str, list[int]] = defaultdict(list)
+        for (mode, _category), values in by_pair.items():
+            by_mode[mode].extend(values)
         modes = {m: _stats(v) for m, v in sorted(by_mode.items())}
-        fixed, van = modes.get("FIXED_REMOTE"), modes.get("VAN")
         return {
             "by_mode_category": [
                 {"mode": mode, "category": category, **_stats(values)}
                 for (mode, category), values in sorted(by_pair.items())
             ],
             "by_mode": [{"mode": m, **s} for m, s in modes.items()],
-            "fixed_vs_van": {
-                "fixed_remote_median_s": fixed["median_s"] if fixed else None,
-                "van_median_s": van["median_s"] if van else None,
-                "median_reduction": _reduction(fixed, van, "median_s"),
-                "fixed_remote_mean_s": fixed["mean_s"] if fixed else None,
-                "van_mean_s": van["mean_s"] if van else None,
-                "mean_reduction": _reduction(fixed, van, "mean_s"),
-            },
+            "median_reduction_fixed_vs_van": _reduction(
+                modes.get("FIXED_REMOTE"), modes.get("VAN"), "median_s"
+            ),
+        }
+
+    def fixed_vs_van(self) -> dict[str, Any]:
+        """Both reductions (median and mean) and response times (located - captured) by mode."""
+        by_pair, response = self.located()
+        by_mode: dict[str, list[int]] = defaultdict(list)
+        for (mode, _category), values in by_pair.items():
+            by_mode[mode].extend(values)
+        fixed = _stats(by_mode["FIXED_REMOTE"]) if by_mode.get("FIXED_REMOTE") else None
+        van = _stats(by_mode["VAN"]) if by_mode.get("VAN") else None
+        return {
+            "fixed_remote_median_s": fixed["median_s"] if fixed else None,
+            "van_median_s": van["median_s"] if van else None,
+            "median_reduction": _reduction(fixed, van, "median_s"),
+            "fixed_remote_mean_s": fixed["mean_s"] if fixed else None,
+            "van_mean_s": van["mean_s"] if van else None,
+            "mean_reduction": _reduction(fixed, van, "mean_s"),
             "response_s": [{"mode": m, **_stats(v)} for m, v in sorted(response.items())],
         }
 
@@ -348,6 +369,7 @@ class TruthBuilder:
             "scenario": {"name": scenario.name, "seed": scenario.seed} if scenario else None,
             "deployments": rows,
             "time_to_locate": self.time_to_locate(),
+            "fixed_vs_van": self.fixed_vs_van(),
             "totals": {
                 "detections": self.detections,
                 "gated_out": self.gated_out,
@@ -363,9 +385,10 @@ class TruthBuilder:
 
 
 def _stats(values: list[int]) -> dict[str, Any]:
+    seconds = [v / 1000 for v in values]
     return {
-        "count": len(values),
-        "mean_s": sum(values) / len(values) / 1000,
+        "located": len(values),
+        "mean_s": math.fsum(seconds) / len(seconds),
         "median_s": quantile_exact(values, 0.5) / 1000,
         "p90_s": quantile_exact(values, 0.9) / 1000,
     }

@@ -269,11 +269,12 @@ def test_time_to_locate_shape(small_run: dict[str, Any]) -> None:
     ttl = small_run["truth"]["time_to_locate"]
     modes = [m["mode"] for m in ttl["by_mode"]]
     assert modes == ["FIXED_REMOTE", "VAN"]
-    assert sum(m["count"] for m in ttl["by_mode"]) == sum(
-        c["count"] for c in ttl["by_mode_category"]
+    assert sum(m["located"] for m in ttl["by_mode"]) == sum(
+        c["located"] for c in ttl["by_mode_category"]
     )
     for stats in ttl["by_mode"] + ttl["by_mode_category"]:
-        assert set(stats) >= {"count", "mean_s", "median_s", "p90_s"}
+        assert set(stats) >= {"located", "mean_s", "median_s", "p90_s"}
         assert stats["median_s"] <= stats["p90_s"]
-    fvv = ttl["fixed_vs_van"]
+    fvv = small_run["truth"]["fixed_vs_van"]
     assert fvv["median_reduction"] == 1 - fvv["fixed_remote_median_s"] / fvv["van_median_s"]
+    assert ttl["median_reduction_fixed_vs_van"] == fvv["median_reduction"]
