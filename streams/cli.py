@@ -39,9 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lfr", description="lfr-stream: live facial recognition event pipeline."
     )
-    parser.add_argument(
-        "--log-level", default="INFO", help="Python log level (default INFO)."
-    )
+    parser.add_argument("--log-level", default="INFO", help="Python log level (default INFO).")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         if importlib.util.find_spec(name.rpartition(".")[0]) is None:
@@ -52,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
             spec = None
         if spec is None:
             continue
-        importlib.import_module(name).register(subparsers)
+        module = importlib.import_module(name)
+        if hasattr(module, "register"):
+            module.register(subparsers)
     return parser
 
 
@@ -65,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    # client libraries narrate every connection at INFO; keep their warnings
+    for noisy in ("kafka", "aiokafka", "clickhouse_driver"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

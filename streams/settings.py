@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     topic_watchlist: str = Field("lfr.watchlist", description="Watchlist entries (compacted).")
     topic_operations: str = Field("lfr.operations", description="Operation windows (compacted).")
     topic_adjudications: str = Field("lfr.adjudications", description="Officers' verdicts.")
-    topic_scans: str = Field("lfr.scans", description="One record per gated-in face (no biometrics).")
+    topic_scans: str = Field(
+        "lfr.scans", description="One record per gated-in face (no biometrics)."
+    )
     topic_alerts: str = Field("lfr.alerts", description="Alerts raised by the worker.")
     topic_outcomes: str = Field("lfr.outcomes", description="Alerts joined with adjudications.")
     topic_dlq: str = Field("lfr.dlq", description="Dead letters of every stage.")

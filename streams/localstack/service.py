@@ -1,0 +1,133 @@
+"""One service of the local stack, run as a background process."""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.localstack.process import (
+    PidFile,
+    StackError,
+    pid_alive,
+    port_in_use,
+    spawn,
+    terminate,
+    wait_until,
+)
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# deploy/local/ beside the packages: the config templates of the local stack
+DEPLOY_LOCAL = Path(__file__).resolve().parents[2] / "deploy" / "local"
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What ``lfr stack status`` prints for one service."""
+
+    name: str
+    pid: int | None
+    ready: bool
+    endpoint: str
+    log_file: Path
+
+
+class LocalService(ABC):
+    """A service with a state folder, a log file, a PID file and a readiness check."""
+
+    name: str = ""
+    start_timeout: float = 60.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state_dir = settings.state_dir.resolve()
+        self.home = self.state_dir / self.name
+        self.log_file = self.state_dir / "logs" / f"{self.name}.log"
+        self.pid_file = PidFile(self.state_dir / "run" / f"{self.name}.pid")
+
+    @property
+    @abstractmethod
+    def ports(self) -> tuple[int, ...]:
+        """Ports the service listens on (checked before start)."""
+
+    @property
+    @abstractmethod
+    def endpoint(self) -> str:
+        """Where clients reach it, for humans."""
+
+    @abstractmethod
+    def check_prerequisites(self) -> None:
+        """Raise StackError naming the missing program and how to install it."""
+
+    @abstractmethod
+    def prepare(self) -> list[str]:
+        """Write config and data folders; return the command line to run."""
+
+    @abstractmethod
+    def ready(self) -> bool:
+        """Whether the service answers a real request now."""
+
+    def env(self) -> dict[str, str] | None:
+        """Environment of the process (None: inherit)."""
+        return None
+
+    def status(self) -> ServiceStatus:
+        """PID and readiness of the service now."""
+        pid = self.pid_file.read()
+        return ServiceStatus(
+            self.name, pid, pid is not None and self.ready(), self.endpoint, self.log_file
+        )
+
+    def start(self) -> str:
+        """Start the service unless it already runs; wait until it is ready."""
+        pid = self.pid_file.read()
+        if pid is not None:
+            running = pid
+            if not self.ready():
+                wait_until(
+                    self.ready,
+                    timeout=self.start_timeout,
+                    what=self.name,
+                    alive=lambda: pid_alive(running),
+                    hint=f"see {self.log_file}",
+                )
+            return f"{self.name}: already running (pid {pid}) at {self.endpoint}"
+        self.check_prerequisites()
+        for port in self.ports:
+            if port_in_use(port):
+                raise StackError(
+                    f"{self.name}: port {port} is already in use by another process; "
+                    f"stop it (`ss -ltnp | grep :{port}`) or configure another port"
+                )
+        argv = self.prepare()
+        began = time.monotonic()
+        pid = spawn(
+            argv, log_file=self.log_file, pid_file=self.pid_file, cwd=self.home, env=self.env()
+        )
+        try:
+            wait_until(
+                self.ready,
+                timeout=self.start_timeout,
+                what=self.name,
+                alive=lambda: pid_alive(pid),
+                hint=f"see the last lines of {self.log_file}",
+            )
+        except StackError:
+            terminate(pid, timeout=5)
+            self.pid_file.remove()
+            raise
+        took = time.monotonic() - began
+        return f"{self.name}: started (pid {pid}) in {took:.1f}s at {self.endpoint}"
+
+    def stop(self) -> str:
+        """Stop the service if it runs."""
+        pid = self.pid_file.read()
+        if pid is None:
+            return f"{self.name}: not running"
+        terminate(pid)
+        self.pid_file.remove()
+        return f"{self.name}: stopped (pid {pid})"
