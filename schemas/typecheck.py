@@ -9,6 +9,7 @@ field, which keeps encoding close to raw fastavro speed.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -163,23 +164,33 @@ def compile_record_check(schema: Mapping[str, Any]) -> RecordCheck:
             fast.append((name, types))
         else:
             slow.append((name, compile_check(field["type"]), "default" in field))
-    fast_fields = tuple(fast)
+    fast_names = tuple(name for name, _ in fast)
+    fast_types = tuple(types for _, types in fast)
+    # one C-level call fetches every fast field (itemgetter of one name returns a scalar)
+    fetch = operator.itemgetter(*fast_names) if len(fast_names) > 1 else None
     slow_fields = tuple(slow)
     missing = object()
+
+    def explain(record: Mapping[str, Any]) -> None:
+        for name, types in fast:
+            if name not in record:
+                raise EncodeError(f"{record_name}.{name}: missing field")
+            if not isinstance(record[name], types):
+                label = " or ".join(t.__name__ for t in types)
+                _fail(f"{record_name}.{name}", label, record[name])
 
     def check(record: Any) -> None:
         if not isinstance(record, Mapping):
             _fail(record_name, "a mapping", record)
-        try:
-            for name, types in fast_fields:
-                if not isinstance(record[name], types):
-                    _fail(
-                        f"{record_name}.{name}",
-                        " or ".join(t.__name__ for t in types),
-                        record[name],
-                    )
-        except KeyError as exc:
-            raise EncodeError(f"{record_name}.{exc.args[0]}: missing field") from None
+        if fetch is None:
+            explain(record)
+        else:
+            try:
+                values = fetch(record)
+            except KeyError:
+                explain(record)
+            if not all(map(isinstance, values, fast_types)):
+                explain(record)
         for name, field_check, has_default in slow_fields:
             value = record.get(name, missing)
             if value is missing:

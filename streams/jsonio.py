@@ -6,7 +6,8 @@ milliseconds; a template as base64 of its float16 bytes or a list of floats),
 checks Avro types and the semantic rules, and publishes with kafka-python,
 keyed as the data contract says. A file with any bad line publishes nothing
 unless ``--skip-invalid``. ``lfr consume --topic T`` prints decoded records
-as JSON lines with templates elided.
+as JSON lines with templates elided and subject ids redacted; a tombstone
+prints as ``{"_tombstone": "<key>"}``.
 
 Parsing and rendering are pure functions (:func:`parse_lines`,
 :func:`render_record`); the two handlers are thin loops around them.
@@ -60,6 +61,8 @@ TOPICS: dict[str, TopicSpec] = {
 }
 PUBLISHABLE = ("detections", "watchlist", "operations", "adjudications")
 TEMPLATE_FIELD = "template"
+SUBJECT_FIELD = "subject_id"
+REDACTED = "<redacted>"
 
 
 class JsonRecordError(ValueError):
@@ -165,6 +168,8 @@ def parse_lines(topic: str, lines: Iterable[str], *, now: datetime | None = None
 
 
 def _json_value(name: str, value: Any) -> Any:
+    if name == SUBJECT_FIELD and value is not None:
+        return REDACTED  # raw subject ids are never written out, not even to a terminal
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if isinstance(value, bytes):
@@ -175,7 +180,7 @@ def _json_value(name: str, value: Any) -> Any:
 
 
 def render_record(record: Mapping[str, Any]) -> str:
-    """One JSON line for a decoded record; templates elided, other bytes as base64."""
+    """One JSON line for a decoded record; templates elided, subject ids redacted, bytes base64."""
     return json.dumps({name: _json_value(name, value) for name, value in record.items()})
 
 
@@ -261,6 +266,8 @@ def consume_command(args: argparse.Namespace, settings: Settings) -> int:
         for message in consumer:
             if message.value is None:
                 key = message.key.decode("utf-8", errors="replace") if message.key else None
+                if key is not None and args.topic == "watchlist":
+                    key = key.partition(":")[0] + ":" + REDACTED
                 print(json.dumps({"_tombstone": key}), flush=True)
             else:
                 try:

@@ -197,3 +197,18 @@ VALID = {
     "Outcome": outcome,
     "Scan": scan,
 }
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """The ``lfr publish`` input line for ``record``: ISO instants, base64 bytes."""
+    import base64
+    import json
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, bytes):
+            return base64.b64encode(value).decode("ascii")
+        return value
+
+    return json.dumps({name: convert(value) for name, value in record.items()})
