@@ -3,6 +3,8 @@
 #
 #   bash .ci/helm.sh            install helm if needed, lint + render every ci/*-values.yaml,
 #                               then run the chart's pytest suite (tests/helm) against that helm
+#   bash .ci/helm.sh lint       install helm if needed, lint + render only (`make test` runs
+#                               tests/helm with the rest of the suite)
 #   bash .ci/helm.sh install    only make sure helm is built; print its path on stdout
 #   bash .ci/helm.sh sync-files copy deploy/ dashboards and rules into the chart (Helm reads
 #                               only files inside the chart; tests/helm checks the copies)
@@ -52,7 +54,7 @@ sync_files() {
   log "chart files synced from deploy/"
 }
 
-check() {
+lint() {
   install_helm
   mkdir -p "$OUT"
   local values name
@@ -64,6 +66,10 @@ check() {
     "$HELM" template lfr "$CHART" --namespace lfr --kube-version "$KUBE_VERSION" \
       -f "$values" >"$OUT/$name.yaml"
   done
+}
+
+check() {
+  lint
   log "pytest tests/helm"
   cd "$ROOT"
   HELM="$HELM" KUBE_VERSION="$KUBE_VERSION" "${PYTHON:-$ROOT/.venv/bin/python}" -m pytest -q tests/helm
@@ -72,6 +78,7 @@ check() {
 case "${1:-check}" in
   install) install_helm; echo "$HELM" ;;
   sync-files) sync_files ;;
+  lint) lint ;;
   check) check ;;
-  *) log "usage: $0 [check|install|sync-files]"; exit 2 ;;
+  *) log "usage: $0 [check|lint|install|sync-files]"; exit 2 ;;
 esac

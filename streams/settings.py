@@ -126,6 +126,18 @@ class Settings(BaseSettings):
         """Port of the first bootstrap server (the local stack's broker port)."""
         return int(self.bootstrap_servers[0].rpartition(":")[2])
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as LFR_* variables, for a child process (secrets included)."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"LFR_{name.upper()}"] = str(value)
+        return env
+
     def kafka_python_config(self) -> dict[str, object]:
         """Security keyword arguments for kafka-python clients."""
         config: dict[str, object] = {
@@ -155,3 +167,22 @@ class Settings(BaseSettings):
             "password": self.clickhouse_password.get_secret_value(),
             "secure": self.clickhouse_secure,
         }
+
+
+def reference_table() -> str:
+    """The README's configuration reference: one Markdown row per LFR_* variable."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, SecretStr):
+            shown = "(secret)" if default.get_secret_value() else "(empty)"
+        elif default is None:
+            shown = "(unset)"
+        else:
+            shown = f"`{default}`"
+        rows.append(f"| `LFR_{name.upper()}` | {shown} | {field.description or ''} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(reference_table())

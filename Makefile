@@ -1,0 +1,59 @@
+# lfr-stream: `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+LFR := $(VENV)/bin/lfr
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup lint typecheck test unit stack-up stack-down demo bench chart chart-files
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed ## create .venv and install the project with its test extras
+	@for tool in java mvn clickhouse-server prometheus promtool; do \
+	  command -v $$tool >/dev/null || echo "missing: $$tool (see README: Prerequisites)"; done
+
+lint: setup ## ruff: lint and formatting
+	$(VENV)/bin/ruff check streams schemas sinks tests bench
+	$(VENV)/bin/ruff format --check streams schemas sinks tests bench
+
+typecheck: setup ## mypy with disallow_untyped_defs on the packages
+	$(VENV)/bin/mypy
+
+test: setup ## lint, types, schema compatibility, chart lint, then every test on the real stack
+	$(MAKE) lint typecheck
+	$(LFR) schemas check
+	bash .ci/helm.sh lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: setup ## only the tests that need no services
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+stack-up: setup ## start the local Kafka, ClickHouse and Prometheus
+	$(LFR) stack up
+
+stack-down: setup ## stop the local stack
+	$(LFR) stack down
+
+demo: setup ## simulate the Croydon pilot end to end and print the report
+	$(LFR) demo
+
+bench: setup ## run the benchmarks; figures land in bench/results/
+	$(LFR) stack up
+	$(PY) bench/codec_bench.py
+	$(PY) bench/sink_bench.py
+	$(PY) bench/worker_bench.py
+
+chart: ## lint, render and test the Helm chart offline
+	bash .ci/helm.sh
+
+chart-files: ## copy deploy/ dashboards and rules into the chart
+	bash .ci/helm.sh sync-files
