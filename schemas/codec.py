@@ -73,6 +73,7 @@ class Codec:
         pinned = reader_versions or {}
         self._writers: dict[tuple[str, int | None], tuple[bytes, dict[str, Any], RecordCheck]]
         self._writers = {}
+        self._default_writers: dict[str, tuple[bytes, dict[str, Any], RecordCheck]] = {}
         self._readers: dict[str, dict[bytes, _Reader]] = {}
         self._fingerprint_owner: dict[bytes, str] = {}
         for name, versions in self.schemas.versions.items():
@@ -88,6 +89,7 @@ class Codec:
                 )
                 self._fingerprint_owner[version.fingerprint] = name
             self._writers[(name, None)] = self._writers[(name, target.version)]
+            self._default_writers[name] = self._writers[(name, None)]
             self._readers[name] = readers
 
     @staticmethod
@@ -112,11 +114,16 @@ class Codec:
 
     def encode(self, name: str, record: Mapping[str, Any], version: int | None = None) -> bytes:
         """Single-object encoding of ``record`` with the current (or the given) schema version."""
-        header, parsed, check = self._writer(name, version)
+        # hot path of every producer: one dict lookup, no helper calls
+        writer = self._default_writers.get(name) if version is None else None
+        header, parsed, check = writer or self._writer(name, version)
         check(record)
-        out = BytesIO()
-        out.write(header)
-        self._write(out, parsed, record)
+        out = BytesIO(header)
+        out.seek(HEADER_SIZE)
+        try:
+            schemaless_writer(out, parsed, record)
+        except (TypeError, ValueError, OverflowError, AttributeError, struct.error) as exc:
+            raise EncodeError(f"cannot encode: {_describe(exc)}") from None
         return out.getvalue()
 
     def decode(self, name: str, data: bytes) -> dict[str, Any]:

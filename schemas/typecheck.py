@@ -180,7 +180,7 @@ def compile_record_check(schema: Mapping[str, Any]) -> RecordCheck:
                 _fail(f"{record_name}.{name}", label, record[name])
 
     def check(record: Any) -> None:
-        if not isinstance(record, Mapping):
+        if type(record) is not dict and not isinstance(record, Mapping):
             _fail(record_name, "a mapping", record)
         if fetch is None:
             explain(record)
