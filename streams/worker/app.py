@@ -150,6 +150,21 @@ class _SiteWindows:
         return windows
 
 
+def _byte_keyed(table: TableT) -> TableT:
+    """Make the changelog key the raw source key bytes.
+
+    faust 0.15 derives a Table's key serializer from ``key_type`` ("json" for
+    anything but a Record) and ignores ``schema`` for it, so a bytes key would
+    be written as a JSON string and murmur2 would pick another partition than
+    the source record's. The changelog topic is created lazily from this
+    attribute, so setting it before the first access is enough.
+    """
+    collection = cast(Any, table)  # the attributes live on faust.Table, not TableT
+    collection.key_serializer = "raw"
+    collection.value_serializer = "json"
+    return table
+
+
 def build_worker(settings: Settings, options: WorkerOptions | None = None) -> WorkerRuntime:
     """Create the Faust app, its tables and agents, and the services beside it."""
     options = options or WorkerOptions()
@@ -179,12 +194,12 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
     table_args: dict[str, Any] = {
         "partitions": settings.partitions,
         "use_partitioner": True,
-        "schema": faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+        "key_type": bytes,
     }
-    windows = app.Table("windows", **table_args)
-    site_clock = app.Table("site_clock", **table_args)
-    alerts_table = app.Table("alerts", **table_args)
-    pending = app.Table("pending_adjudications", **table_args)
+    windows = _byte_keyed(app.Table("windows", **table_args))
+    site_clock = _byte_keyed(app.Table("site_clock", **table_args))
+    alerts_table = _byte_keyed(app.Table("alerts", **table_args))
+    pending = _byte_keyed(app.Table("pending_adjudications", **table_args))
 
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
     detections_topic = app.topic(settings.topic_detections, **raw)
