@@ -51,6 +51,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--retention-interval", type=float, default=3600.0,
                    help="Seconds between retention runs; 0 disables (3600).")  # fmt: skip
     p.add_argument("--group", default=None, help="Consumer group (default <app_id>-sink).")
+    p.add_argument("--session-timeout-ms", type=int, default=10000,
+                   help="Kafka group session timeout: how soon a crashed sink's partitions "
+                   "move on (10000).")  # fmt: skip
+    p.add_argument("--fault-kill-after-inserts", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_sink)
 
     p = subparsers.add_parser("rollup", help="Recompute the aggregates (idempotent).")
@@ -183,11 +187,13 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     options = SinkOptions(
         batch_size=args.batch_size, linger_s=args.linger,
         rollup_interval_s=args.rollup_interval, retention_interval_s=args.retention_interval,
+        kill_after_inserts=args.fault_kill_after_inserts,
     )  # fmt: skip
     kafka = settings.kafka_python_config()
     consumer = KafkaConsumer(
         group_id=args.group or f"{settings.app_id}-sink", enable_auto_commit=False,
-        auto_offset_reset="earliest", max_poll_records=args.batch_size, **kafka,
+        auto_offset_reset="earliest", max_poll_records=args.batch_size,
+        session_timeout_ms=args.session_timeout_ms, **kafka,
     )  # fmt: skip
     producer = KafkaProducer(acks="all", linger_ms=20, **kafka)
 

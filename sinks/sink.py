@@ -21,6 +21,8 @@ partition.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -97,6 +99,9 @@ class SinkOptions:
     retention_interval_s: float = 3600.0
     person_days: int = 31
     scan_days: int = 90
+    # fault injection for the crash tests: SIGKILL this process after the
+    # N-th insert, before its dead letters and offsets are committed (0 = off)
+    kill_after_inserts: int = 0
 
 
 @dataclass
@@ -210,6 +215,7 @@ class Sink:
         self.dirty_days: set[str] = set()
         self._last_rollup = time.monotonic()
         self._last_retention = time.monotonic()
+        self._inserts = 0
 
     # --- rebalance listener (kafka-python calls these inside poll) -----------
     def on_partitions_revoked(self, revoked: Any) -> None:
@@ -225,7 +231,18 @@ class Sink:
     # --- loop ------------------------------------------------------------------
     def subscribe(self) -> None:
         """Subscribe to every routed topic."""
-        self.consumer.subscribe(sorted(self.routes), listener=self)
+        from kafka import ConsumerRebalanceListener
+
+        sink = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                sink.on_partitions_revoked(revoked)
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                sink.on_partitions_assigned(assigned)
+
+        self.consumer.subscribe(sorted(self.routes), listener=Listener())
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set; a final rollup of what was written."""
@@ -291,6 +308,9 @@ class Sink:
         from kafka.structs import OffsetAndMetadata
 
         outcome = self.writer.write(batch)
+        self._inserts += 1
+        if self.options.kill_after_inserts and self._inserts >= self.options.kill_after_inserts:
+            os.kill(os.getpid(), signal.SIGKILL)
         if outcome.dead:
             for record in outcome.dead:
                 self.producer.send(
