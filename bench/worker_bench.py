@@ -1,0 +1,242 @@
+"""Worker throughput on the real broker, beside the two ceilings it cannot beat.
+
+1. A 16,000 x 512 watchlist: worker detections/s through decode + gate +
+   match + produce, beside a bare numpy float32 matmul of the same shapes.
+2. A 10-entry watchlist: the same worker figure, beside a raw aiokafka
+   consume loop (no decoding) over the same topic.
+
+The worker figure comes from the Kafka timestamps of the Scan records it
+produced (first to last), so start-up and watchlist catch-up are excluded.
+Run: ``.venv/bin/python bench/worker_bench.py`` (needs Kafka at LFR_KAFKA_BOOTSTRAP);
+writes bench/results/worker.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KTopicPartition
+
+from schemas.codec import encode
+from schemas.templates import template_to_bytes
+from streams.settings import Settings
+from streams.topics import create_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "worker.json"
+T0 = datetime(2025, 10, 1, 9, 0, tzinfo=UTC)
+DIM = 512
+BATCH = 500
+
+
+def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    rows = rng.standard_normal((n, DIM)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def settings_for(tag: str) -> Settings:
+    names = {
+        f"topic_{t}": f"bench{tag}.{t}"
+        for t in ("detections", "watchlist", "operations", "adjudications",
+                  "scans", "alerts", "outcomes", "dlq")
+    }  # fmt: skip
+    state = Path(tempfile.mkdtemp(prefix="lfr-bench-"))
+    return Settings(
+        app_id=f"lfr-bench-{tag}", partitions=2, watchlist_partitions=2,
+        worker_metrics_port=19000 + int(tag[:3], 16) % 1000, state_dir=state, **names,
+    )  # fmt: skip
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"LFR_{name.upper()}"] = str(value)
+    return env
+
+
+def publish(settings: Settings, watchlist: np.ndarray, detections: int, hits: int) -> None:
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, acks=1, linger_ms=20,
+        batch_size=1 << 20, max_request_size=1 << 22,
+    )  # fmt: skip
+    for i, row in enumerate(watchlist):
+        entry = {
+            "subject_id": f"p{i}", "watchlist_id": "W1", "op": "ADD", "category": "missing",
+            "wanted_since": T0 - timedelta(days=3), "template": template_to_bytes(row),
+            "template_model": "demo-512", "updated_at": T0 - timedelta(hours=2),
+        }  # fmt: skip
+        producer.send(
+            settings.topic_watchlist, key=f"W1:p{i}".encode(), value=encode("WatchlistEntry", entry)
+        )
+    window = {
+        "deployment_id": "D1", "site_id": "S1", "location": "bench", "use_case": "bench",
+        "mode": "FIXED_REMOTE", "camera_ids": ["c1"], "watchlist_id": "W1",
+        "watchlist_size": len(watchlist), "match_threshold": 0.64, "authorised_by": "bench",
+        "authorised_at": T0 - timedelta(hours=1), "starts_at": T0, "ends_at": None,
+        "status": "ACTIVE", "officers_present": 1, "updated_at": T0 - timedelta(hours=1),
+    }  # fmt: skip
+    producer.send(settings.topic_operations, key=b"S1", value=encode("OperationWindow", window))
+    producer.flush()
+    rng = np.random.default_rng(7)
+    faces = unit_rows(rng, 2000)
+    for n in range(detections):
+        vec = watchlist[n % len(watchlist)] if n < hits else faces[n % len(faces)]
+        event = {
+            "event_id": f"e{n}", "camera_id": "c1", "site_id": "S1",
+            "captured_at": T0 + timedelta(milliseconds=n), "face_quality": 0.9,
+            "template": template_to_bytes(vec), "template_model": "demo-512",
+        }  # fmt: skip
+        producer.send(settings.topic_detections, key=b"S1", value=encode("DetectionEvent", event))
+    producer.flush()
+    producer.close()
+
+
+def scan_timestamps(settings: Settings, expected: int, timeout: float) -> list[int]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    parts = consumer.partitions_for_topic(settings.topic_scans) or set()
+    consumer.assign([KTopicPartition(settings.topic_scans, p) for p in parts])
+    stamps: list[int] = []
+    deadline = time.monotonic() + timeout
+    while len(stamps) < expected and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=1000).values():
+            stamps.extend(m.timestamp for m in batch)
+    consumer.close()
+    return stamps
+
+
+def run_worker(settings: Settings, detections: int) -> dict[str, Any]:
+    log = open(settings.state_dir / "worker.log", "wb")
+    # fixed argv: this interpreter running the project's own CLI
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "streams.cli", "--log-level", "WARNING", "worker"],
+        cwd=ROOT, env={**os.environ, **env_of(settings)}, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        stamps = scan_timestamps(settings, detections, timeout=900)
+        if len(stamps) < detections:
+            raise RuntimeError(f"only {len(stamps)} of {detections} scans; see {log.name}")
+        seconds = (max(stamps) - min(stamps)) / 1000
+        with urllib.request.urlopen(  # noqa: S310
+            f"http://127.0.0.1:{settings.worker_metrics_port}/metrics", timeout=5
+        ) as response:
+            text = response.read().decode()
+        alerts = next(
+            float(line.split()[1]) for line in text.splitlines()
+            if line.startswith("lfr_alerts_total ")
+        )  # fmt: skip
+        return {"detections": detections, "seconds": seconds,
+                "per_second": detections / seconds, "alerts": alerts}  # fmt: skip
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def bare_matmul(watchlist: np.ndarray, repeats: int = 20) -> dict[str, Any]:
+    queries = unit_rows(np.random.default_rng(3), BATCH)
+    matrix = np.ascontiguousarray(watchlist)
+    (queries @ matrix.T).argmax(axis=1)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        (queries @ matrix.T).argmax(axis=1)
+    seconds = time.perf_counter() - started
+    return {"batch": BATCH, "per_second": BATCH * repeats / seconds}
+
+
+async def raw_consume(settings: Settings, expected: int) -> dict[str, Any]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")  # fmt: skip
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topic_detections, p) for p in range(settings.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        count = 0
+        started = time.perf_counter()
+        while count < expected:
+            for messages in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
+                count += len(messages)
+        seconds = time.perf_counter() - started
+    finally:
+        await consumer.stop()
+    return {"records": count, "seconds": seconds, "per_second": count / seconds}
+
+
+def scenario(watchlist_size: int, detections: int, hits: int) -> tuple[Settings, dict, np.ndarray]:
+    settings = settings_for(uuid.uuid4().hex[:8])
+    create_topics(settings)
+    watchlist = unit_rows(np.random.default_rng(1), watchlist_size)
+    publish(settings, watchlist, detections, hits)
+    return settings, run_worker(settings, detections), watchlist
+
+
+def cleanup(settings: Settings) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        names = [
+            t
+            for t in admin.list_topics()
+            if t.startswith(f"bench{settings.app_id[-8:]}.") or t.startswith(settings.app_id)
+        ]
+        admin.delete_topics(names)
+    finally:
+        admin.close()
+
+
+def main() -> int:
+    big_n = int(os.environ.get("LFR_BENCH_BIG_DETECTIONS", "20000"))
+    small_n = int(os.environ.get("LFR_BENCH_SMALL_DETECTIONS", "50000"))
+    settings, big, watchlist = scenario(16_000, big_n, hits=200)
+    cleanup(settings)
+    matmul = bare_matmul(watchlist)
+    settings, small, _ = scenario(10, small_n, hits=100)
+    raw = asyncio.run(raw_consume(settings, small_n))
+    cleanup(settings)
+    result = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "watchlist_16000x512": {
+            "worker": big, "bare_numpy_matmul": matmul,
+            "ratio_worker_to_matmul": big["per_second"] / matmul["per_second"],
+        },
+        "watchlist_10": {
+            "worker": small, "raw_aiokafka_consume": raw,
+            "ratio_worker_to_raw_consume": small["per_second"] / raw["per_second"],
+        },
+    }  # fmt: skip
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
