@@ -83,9 +83,9 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=cmd_report)
 
 
-def _db(settings: Settings, wait_s: float = 0.0) -> NativeDatabase:
+def _db(settings: Settings, wait_s: float = 0.0, **overrides: Any) -> NativeDatabase:
     try:
-        db = wait_for_server(lambda: connect(settings), wait_s)
+        db = wait_for_server(lambda: connect(settings, **overrides), wait_s)
     except ClickHouseUnavailable as exc:
         raise CommandError(
             f"ClickHouse at {settings.clickhouse_host}:{settings.clickhouse_port} "
@@ -97,7 +97,8 @@ def _db(settings: Settings, wait_s: float = 0.0) -> NativeDatabase:
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     """Apply pending migrations."""
-    db = _db(settings, args.wait)
+    # the project's database may not exist yet: log in to the server's own
+    db = _db(settings, args.wait, database="default")
     result = migrate(db, settings.clickhouse_database)
     print(
         f"ClickHouse {result.server_version}: applied {result.applied or 'none'}, "

@@ -27,7 +27,7 @@ def group_lag(settings: Settings, group: str, topics: Iterable[str]) -> TopicPar
             if topic in existing
             for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
-        committed = admin.list_consumer_group_offsets(group)
+        committed = admin.list_group_offsets({group: None}).get(group, {})
         ends = consumer.end_offsets(partitions)
         begins = consumer.beginning_offsets(partitions)
         lag: TopicPartitionLag = {}

@@ -87,6 +87,40 @@ class Settings(BaseSettings):
         description="HMAC key turning subject ids into subject_ref (secret; set it in production).",
     )
 
+    # --- worker ----------------------------------------------------------
+    worker_store: str = Field(
+        "memory://", description="Faust table store: memory:// or rocksdb:// (needs a volume)."
+    )
+    worker_max_batch: int = Field(500, ge=1, description="Detections matched per batch.")
+    worker_batch_within_s: float = Field(
+        0.2, gt=0, description="Seconds the worker waits to fill a batch."
+    )
+    allowed_lateness_s: float | None = Field(
+        None,
+        ge=0,
+        description=(
+            "Seconds a detection may lag the newest captured_at seen at its site "
+            "(stream time, never the wall clock); unset: no limit."
+        ),
+    )
+    adjudication_hold_s: float = Field(
+        300.0, gt=0, description="Seconds an adjudication waits for its alert, then dead letter."
+    )
+    watchlist_purge_on_end: bool = Field(
+        False, description="Worker tombstones a watchlist's entries when its deployment ends."
+    )
+    watchlist_retire_grace_s: float = Field(
+        120.0,
+        ge=0,
+        description=(
+            "Longest time (wall clock) a removed or ended watchlist stays in a worker's "
+            "memory while the detections stream catches up to its end."
+        ),
+    )
+    max_payload_bytes: int = Field(
+        1 << 20, ge=1024, description="Records larger than this are dead-lettered undecoded."
+    )
+
     # --- local stack -----------------------------------------------------
     state_dir: Path = Field(Path(".lfr"), description="Local stack data, logs and PID files.")
     stack: Literal["auto", "local", "docker"] = Field(

@@ -63,7 +63,7 @@ def assert_equal_to_truth(pipeline: Pipeline, truth: dict[str, Any]) -> None:
     for got, want in zip(rows, expected, strict=True):
         assert got == want, f"deployment {want['deployment_id']} differs"
     assert sum(r["total_alerts"] for r in rows) > 0, "the scenario must raise alerts"
-    assert ttl["time_to_locate"] == truth["time_to_locate"]
+    assert ttl == truth["time_to_locate"]
 
 
 def start(pipeline: Pipeline) -> None:
