@@ -23,7 +23,11 @@ from streams.settings import Settings
 from tests.helm.conftest import CHART, Rendered, container_env, is_hook
 
 # The chart sets these itself; their value path is given here.
-CHART_MANAGED = {"state_dir": "worker.persistence.mountPath"}
+CHART_MANAGED = {
+    "state_dir": "worker.persistence.mountPath",
+    "worker_store": "worker.persistence.enabled",
+    "watchlist_purge_on_end": "worker.purgeOnEnd",
+}
 # Only the local development stack reads these; they mean nothing in a cluster.
 LOCAL_STACK_ONLY = frozenset({"stack", "kafka_controller_port", "prometheus_port"})
 # Defaults that differ on purpose: loopback is the local stack, not a cluster.
@@ -75,6 +79,8 @@ def sample(name: str, info: FieldInfo) -> Any:
         return not info.default
     if kind is int:
         return int(info.default or 0) + 1
+    if kind is float:
+        return float(info.default or 0) + 1.5
     if kind is Path:
         return f"/etc/lfr/sample/{name}"
     if kind is SecretStr:

@@ -221,9 +221,11 @@ def test_memory_store_worker_is_a_deployment_with_scratch_state(
 def test_worker_table_store_follows_persistence(
     scenarios: dict[str, Rendered], name: str, kind: str, store: str
 ) -> None:
-    args = pod_spec(scenarios[name].one(kind, "-worker"))["containers"][0]["args"]
-    assert args[args.index("--store") + 1] == store
-    assert "--purge-on-end" in args  # the watchlist must not outlive its deployment
+    rendered = scenarios[name]
+    env = container_env(rendered, rendered.one(kind, "-worker"))
+    assert env["LFR_WORKER_STORE"] == store
+    # the watchlist must not outlive its deployment
+    assert env["LFR_WATCHLIST_PURGE_ON_END"] == "true"
 
 
 def test_persistent_worker_is_a_statefulset_with_a_claim(scenarios: dict[str, Rendered]) -> None:

@@ -132,6 +132,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 {{- $_ := set $data "LFR_STATE_DIR" .Values.worker.persistence.mountPath }}
+{{- /* A persistent volume only pays off with the RocksDB table store. */}}
+{{- $_ := set $data "LFR_WORKER_STORE" (ternary "rocksdb://" "memory://" .Values.worker.persistence.enabled) }}
+{{- $_ := set $data "LFR_WATCHLIST_PURGE_ON_END" (ternary "true" "false" .Values.worker.purgeOnEnd) }}
 {{- toYaml $data }}
 {{- end }}
 
