@@ -2,9 +2,11 @@
 
 Where a record goes, by module: ``app`` (Faust agents) -> ``detections``
 (decode, ``gating``, ``matching``, ``records``) -> Scan/Alert topics;
-``watchlist`` (broadcast service over ``watchlist_store``); ``adjudications``
-(the alert/adjudication join); ``source`` (dead letters). ``purge`` is the
-``lfr watchlist purge`` command.
+``watchlist`` (broadcast service over ``reference``: ``window_view``,
+``watchlist_store``, ``snapshot``, and ``deletion`` for when memory is
+freed); ``outcome_agents`` over ``adjudications`` (the alert/adjudication
+join); ``faust_io`` and ``source`` (inputs, outputs, dead letters).
+``purge`` is the ``lfr watchlist purge`` command.
 """
 
 from __future__ import annotations
@@ -20,30 +22,47 @@ log = logging.getLogger(__name__)
 
 def register(subparsers: Any) -> None:
     """Add ``lfr worker`` and ``lfr watchlist purge`` to the CLI."""
-    worker = subparsers.add_parser("worker", help="Run the stream worker (Faust).")
-    worker.add_argument(
-        "--store", default="memory://", help="Faust table store: memory:// or rocksdb://."
+    worker = subparsers.add_parser(
+        "worker",
+        help="Run the stream worker (Faust).",
+        description="Every flag defaults to its LFR_* setting; a flag given overrides it.",
     )
-    worker.add_argument("--max-batch", type=int, default=500, help="Detections per batch.")
+    worker.add_argument("--store", default=None, help="memory:// or rocksdb:// (LFR_WORKER_STORE).")
     worker.add_argument(
-        "--batch-within", type=float, default=0.2, help="Seconds to wait to fill a batch."
+        "--max-batch", type=int, default=None, help="Detections per batch (LFR_WORKER_MAX_BATCH)."
+    )
+    worker.add_argument(
+        "--batch-within",
+        type=float,
+        default=None,
+        help="Seconds to wait to fill a batch (LFR_WORKER_BATCH_WITHIN_S).",
     )
     worker.add_argument(
         "--allowed-lateness",
         type=float,
         default=None,
-        help="Seconds a detection may lag the newest captured_at at its site (default: any).",
+        help="Seconds a detection may lag the newest captured_at at its site "
+        "(LFR_ALLOWED_LATENESS_S; unset: any).",
     )
     worker.add_argument(
         "--adjudication-hold",
         type=float,
-        default=300.0,
-        help="Seconds an adjudication waits for its alert before it is dead-lettered.",
+        default=None,
+        help="Seconds an adjudication waits for its alert (LFR_ADJUDICATION_HOLD_S).",
     )
     worker.add_argument(
         "--purge-on-end",
-        action="store_true",
-        help="Tombstone a watchlist's entries when its last deployment ends or is cancelled.",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Tombstone a watchlist's entries once its last deployment ended or was cancelled "
+        "and it is deleted from memory (LFR_WATCHLIST_PURGE_ON_END).",
+    )
+    worker.add_argument(
+        "--retire-grace",
+        type=float,
+        default=None,
+        help="Longest wall-clock seconds a removed or retired watchlist stays in memory "
+        "(LFR_WATCHLIST_RETIRE_GRACE_S).",
     )
     worker.set_defaults(handler=run_worker)
 
@@ -66,13 +85,15 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.worker.app import WorkerOptions, build_worker
     from streams.worker.metrics import BUILD_INFO
 
-    options = WorkerOptions(
+    options = WorkerOptions.from_settings(
+        settings,
         store=args.store,
         max_batch=args.max_batch,
         batch_within_s=args.batch_within,
         allowed_lateness_s=args.allowed_lateness,
         adjudication_hold_s=args.adjudication_hold,
         purge_on_end=args.purge_on_end,
+        retire_grace_s=args.retire_grace,
     )
     runtime = build_worker(settings, options)
     BUILD_INFO.info({"version": _version(), "app_id": settings.app_id})

@@ -1,10 +1,18 @@
-"""The Faust app of the worker: topics, tables and four thin agents.
+"""The Faust app of the worker: topics, tables and the agents around the pure stages.
 
 Built from the settings object. faust-streaming 0.15 facts decide the shape
 (DESIGN.md): at-least-once, agent concurrency 1, plain Tables, no
-exactly_once, no GlobalTable; the watchlist is a separate broadcast Service.
-Every agent turns raw Kafka bytes into records with the project codec, so a
-bad record becomes a dead letter instead of a Faust decode error.
+exactly_once, no GlobalTable; windows and watchlists are read by a separate
+broadcast Service (:mod:`streams.worker.watchlist`). Every agent turns raw
+Kafka bytes into records with the project codec, so a bad record becomes a
+dead letter instead of a Faust decode error.
+
+Gating reads the broadcast window view, not the ``windows`` table: the view
+is caught up with lfr.operations before the first detection and before every
+batch, while the table is filled by the operations agent at its own pace
+(with a new consumer group a detection could otherwise be gated before its
+window arrived). The table stays, keyed by site_id, as the worker's durable
+per-site record of every window it validated (and for its dead letters).
 
 Tables use ``use_partitioner=True`` with raw byte keys equal to the source
 topic's key: the changelog partition is then murmur2(key), the same partition
@@ -15,39 +23,30 @@ be written outside an event (the orphan timer).
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
-from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
-from faust.types import EventT, StreamT, TableT
+from faust.types import StreamT
 
-from schemas.codec import decode, encode
+from schemas.codec import Codec
 from schemas.errors import SchemaError
 from schemas.validation import validate
 from streams.settings import Settings
 from streams.worker import metrics
-from streams.worker.adjudications import (
-    is_expired,
-    join,
-    orphan_dead_letter,
-    pending_entry,
-    should_replace_pending,
-)
-from streams.worker.detections import DetectionContext, process_batch
-from streams.worker.errors import InvalidRecordError, InvalidWindowError, WorkerError
-from streams.worker.instants import to_millis
+from streams.worker.deletion import DeletionPolicy
+from streams.worker.detections import BatchResult, DetectionContext, process_batch
+from streams.worker.errors import InvalidWindowError, WorkerError
+from streams.worker.faust_io import Outputs, byte_keyed, detections_ownership, source_of
 from streams.worker.kafka_config import faust_credentials
+from streams.worker.outcome_agents import install_outcome_agents
 from streams.worker.pseudonym import Pseudonymiser
-from streams.worker.records import alert_to_state
 from streams.worker.source import SourceRecord, reject
 from streams.worker.watchlist import WatchlistService
 from streams.worker.web import HealthServer
 from streams.worker.windows import (
-    OperationWindow,
     apply_window,
     count_active,
     site_from_state,
@@ -60,7 +59,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
-    """Worker tuning beyond :class:`Settings` (set by ``lfr worker`` flags)."""
+    """Worker tuning; :meth:`from_settings` takes every default from :class:`Settings`."""
 
     store: str = "memory://"
     max_batch: int = 500
@@ -68,6 +67,24 @@ class WorkerOptions:
     allowed_lateness_s: float | None = None
     adjudication_hold_s: float = 300.0
     purge_on_end: bool = False
+    retire_grace_s: float = 120.0
+    max_payload_bytes: int = 1 << 20
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> WorkerOptions:
+        """Options from the settings; an override that is ``None`` keeps the setting."""
+        values: dict[str, Any] = {
+            "store": settings.worker_store,
+            "max_batch": settings.worker_max_batch,
+            "batch_within_s": settings.worker_batch_within_s,
+            "allowed_lateness_s": settings.allowed_lateness_s,
+            "adjudication_hold_s": settings.adjudication_hold_s,
+            "purge_on_end": settings.watchlist_purge_on_end,
+            "retire_grace_s": settings.watchlist_retire_grace_s,
+            "max_payload_bytes": settings.max_payload_bytes,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
 
 
 @dataclass(slots=True)
@@ -84,93 +101,9 @@ class WorkerRuntime:
         return [self.watchlist, self.health]
 
 
-def _source(event: EventT) -> SourceRecord:
-    message = event.message
-    return SourceRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        timestamp_ms=int(message.timestamp * 1000),
-    )
-
-
-class _Outputs:
-    """Encodes records and hands them to the producer without waiting per record."""
-
-    def __init__(self, app: faust.App, settings: Settings) -> None:
-        self.app = app
-        self.scans = settings.topic_scans
-        self.alerts = settings.topic_alerts
-        self.outcomes = settings.topic_outcomes
-        self.dlq = settings.topic_dlq
-
-    async def send(self, topic: str, key: str, name: str, record: Any) -> Awaitable:
-        """Queue one record; the returned future resolves when the broker has it.
-
-        Straight to the app's producer rather than ``Topic.send``: Faust's
-        per-message bookkeeping costs more than the whole match, and the
-        consumer flushes this same producer before it commits offsets, so
-        at-least-once holds.
-        """
-        future: Awaitable = await self.app.producer.send(
-            topic, key.encode(), encode(name, record), None, None, None
-        )
-        return future
-
-    async def dead_letters(self, stage: str, letters: Iterable[dict[str, Any]]) -> list[Awaitable]:
-        """Queue dead letters (key: source topic) and count them."""
-        futures = []
-        for letter in letters:
-            metrics.DEAD_LETTERS.labels(stage=stage, reason=letter["reason"]).inc()
-            futures.append(await self.send(self.dlq, letter["source_topic"], "DeadLetter", letter))
-            log.warning(
-                "dead letter: %s[%d]@%d stage=%s reason=%s",
-                letter["source_topic"],
-                letter["source_partition"],
-                letter["source_offset"],
-                stage,
-                letter["reason"],
-            )
-        return futures
-
-
-class _SiteWindows:
-    """Parsed windows per site, re-parsed only when the table value changes."""
-
-    def __init__(self, table: TableT) -> None:
-        self.table = table
-        self._cache: dict[str, tuple[Any, list[OperationWindow]]] = {}
-
-    def __call__(self, site_id: str) -> list[OperationWindow]:
-        state = self.table.get(site_id.encode())
-        cached = self._cache.get(site_id)
-        if cached is not None and cached[0] is state:
-            return cached[1]
-        windows = list(site_from_state(state).values())
-        self._cache[site_id] = (state, windows)
-        return windows
-
-
-def _byte_keyed(table: TableT) -> TableT:
-    """Make the changelog key the raw source key bytes.
-
-    faust 0.15 derives a Table's key serializer from ``key_type`` ("json" for
-    anything but a Record) and ignores ``schema`` for it, so a bytes key would
-    be written as a JSON string and murmur2 would pick another partition than
-    the source record's. The changelog topic is created lazily from this
-    attribute, so setting it before the first access is enough.
-    """
-    collection = cast(Any, table)  # the attributes live on faust.Table, not TableT
-    collection.key_serializer = "raw"
-    collection.value_serializer = "json"
-    return table
-
-
 def build_worker(settings: Settings, options: WorkerOptions | None = None) -> WorkerRuntime:
     """Create the Faust app, its tables and agents, and the services beside it."""
-    options = options or WorkerOptions()
+    options = options or WorkerOptions.from_settings(settings)
     datadir = settings.state_dir / "faust"
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -183,6 +116,10 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         topic_replication_factor=settings.kafka_replication_factor,
         processing_guarantee="at_least_once",
         producer_acks=-1,
+        # A SIGKILLed worker's partitions move after the session timeout (Faust's
+        # 60 s, twice over for a crash loop, exceeded the watchlist retire grace):
+        # the classic Kafka 10 s; heartbeats run on the loop and a batch takes ms.
+        broker_session_timeout=10.0,
         # A detection is ~1.1 KiB: let one fetch carry several batches.
         consumer_max_fetch_size=8 * 1024 * 1024,
         # Standbys would put other workers' partitions into the same in-memory
@@ -193,38 +130,43 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         web_enabled=False,
         autodiscover=False,
     )
-    watchlist = WatchlistService(settings, purge_on_end=options.purge_on_end)
+    codec = Codec(max_payload_bytes=options.max_payload_bytes)
+    lateness = options.allowed_lateness_s
+    lateness_ms = None if lateness is None else int(lateness * 1000)
+    watchlist = WatchlistService(
+        settings,
+        codec=codec,
+        policy=DeletionPolicy(grace_s=options.retire_grace_s, lateness_ms=lateness_ms),
+        purge_on_end=options.purge_on_end,
+        ownership=detections_ownership(app, settings.topic_detections, settings.partitions),
+    )
     health = HealthServer(settings.worker_metrics_port, ready=lambda: watchlist.ready)
-    outputs = _Outputs(app, settings)
+    outputs = Outputs(app, settings, codec)
     table_args: dict[str, Any] = {
         "partitions": settings.partitions,
         "use_partitioner": True,
         "key_type": bytes,
     }
-    windows = _byte_keyed(app.Table("windows", **table_args))
-    site_clock = _byte_keyed(app.Table("site_clock", **table_args))
-    alerts_table = _byte_keyed(app.Table("alerts", **table_args))
-    pending = _byte_keyed(app.Table("pending_adjudications", **table_args))
-
+    windows = byte_keyed(app.Table("windows", **table_args))
+    site_clock = byte_keyed(app.Table("site_clock", **table_args))
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
     detections_topic = app.topic(settings.topic_detections, **raw)
     operations_topic = app.topic(settings.topic_operations, **raw)
-    adjudications_topic = app.topic(settings.topic_adjudications, **raw)
-    alerts_topic = app.topic(settings.topic_alerts, **raw)
-
-    lateness = options.allowed_lateness_s
+    reference = watchlist.reference
     ctx = DetectionContext(
-        windows_of=_SiteWindows(windows),
-        watchlist=watchlist.snapshot,
+        windows_of=reference.windows_of,
+        watchlist=reference.snapshot,
         high_water_of=lambda site: site_clock.get(site.encode()),
         pseudonymiser=Pseudonymiser(settings.pseudonym_key),
-        allowed_lateness_ms=None if lateness is None else int(lateness * 1000),
+        allowed_lateness_ms=lateness_ms,
+        is_deleted=reference.is_deleted,
+        decode=codec.decode,
     )
 
     @app.agent(operations_topic, name="operations", concurrency=1)
     async def operations(stream: StreamT) -> None:
         async for event in stream.events():
-            record = _source(event)
+            record = source_of(event)
             metrics.RECORDS_IN.labels(stage="operations").inc()
             if record.value is None:
                 # A compaction tombstone for a site: the table keeps the
@@ -232,7 +174,7 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
                 log.info("operations tombstone for %s ignored", record.key_text)
                 continue
             try:
-                decoded = decode("OperationWindow", record.value)
+                decoded = codec.decode("OperationWindow", record.value)
                 validate("OperationWindow", decoded)
                 window = window_from_record(decoded)
                 if record.key_text != window.site_id:
@@ -251,11 +193,14 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
     @app.agent(detections_topic, name="detections", concurrency=1)
     async def detections(stream: StreamT) -> None:
         await watchlist.wait_ready()
-        log.info("detections: watchlist ready, matching starts")
+        log.info("detections: windows and watchlists caught up, matching starts")
         # take_events is on faust.Stream, not declared on StreamT
         batches = cast(faust.Stream, stream).take_events
         async for events in batches(options.max_batch, within=options.batch_within_s):
-            await _detections_batch([_source(e) for e in events])
+            # Windows and entries already on the broker are applied before
+            # gating: the topics' interleaving must not decide a match.
+            await watchlist.sync()
+            await _detections_batch([source_of(e) for e in events])
 
     async def _detections_batch(records: list[SourceRecord]) -> None:
         metrics.RECORDS_IN.labels(stage="detections").inc(len(records))
@@ -291,92 +236,30 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
             (queued - processed) * 1000,
             (time.perf_counter() - queued) * 1000,
         )
-        now = time.time()
-        for alert, source in result.alerts:
-            metrics.ALERT_LATENCY_SECONDS.observe(max(0.0, now - source.timestamp_ms / 1000))
-            metrics.EVENT_AGE_SECONDS.observe(max(0.0, now - alert["captured_at"] / 1000))
-        metrics.MATCHES.inc(len(result.scans))
-        metrics.ALERTS.inc(len(result.alerts))
-        metrics.RECORDS_OUT.labels(stage="scans").inc(len(result.scans))
-        metrics.RECORDS_OUT.labels(stage="alerts").inc(len(result.alerts))
+        # Only now may the stream time let watchlists go: the batch's outputs are safe.
+        # (the batch's own instants: the site_clock table may be ahead after a crash)
+        watchlist.observe(result.stream_time)
+        _count(result)
 
-    @app.agent(alerts_topic, name="alerts", concurrency=1)
-    async def alerts(stream: StreamT) -> None:
-        async for event in stream.events():
-            record = _source(event)
-            metrics.RECORDS_IN.labels(stage="alerts").inc()
-            try:
-                if record.value is None or record.key is None:
-                    raise InvalidRecordError("an alert without key or value")
-                alert = decode("Alert", record.value)
-            except (SchemaError, WorkerError) as exc:
-                letter = reject(record, exc, "worker.alerts", biometric=False)
-                await asyncio.gather(*await outputs.dead_letters("worker.alerts", [letter]))
-                continue
-            key = record.key
-            state = alerts_table.get(key)
-            if state is None:
-                # The first copy wins: a redelivered alert has a later alerted_at.
-                state = alert_to_state(alert)
-                alerts_table[key] = state
-            held = pending.get(key)
-            if held is not None:
-                adjudication = decode("Adjudication", base64.b64decode(held["value"]))
-                await _emit_outcome(key, adjudication, state)
-                del pending[key]
-                metrics.PENDING_ADJUDICATIONS.set(len(pending))
-
-    async def _emit_outcome(key: bytes, adjudication: dict, state: dict | None) -> bool:
-        result = join(adjudication, state)
-        if result.outcome is None:
-            return not result.hold
-        await asyncio.gather(
-            await outputs.send(
-                outputs.outcomes, result.outcome["alert_id"], "Outcome", result.outcome
-            )
-        )
-        alerts_table[key] = result.alert_state
-        metrics.OUTCOMES.inc()
-        metrics.RECORDS_OUT.labels(stage="outcomes").inc()
-        return True
-
-    @app.agent(adjudications_topic, name="adjudications", concurrency=1)
-    async def adjudications(stream: StreamT) -> None:
-        async for event in stream.events():
-            record = _source(event)
-            metrics.RECORDS_IN.labels(stage="adjudications").inc()
-            stage = "worker.adjudications"
-            try:
-                if record.value is None:
-                    raise InvalidRecordError("a null adjudication")
-                adjudication = decode("Adjudication", record.value)
-                validate("Adjudication", adjudication)
-                if record.key_text != adjudication["alert_id"]:
-                    raise InvalidRecordError("the record key is not the alert_id")
-            except (SchemaError, WorkerError) as exc:
-                letter = reject(record, exc, stage, biometric=False)
-                await asyncio.gather(*await outputs.dead_letters(stage, [letter]))
-                continue
-            key = record.key or b""
-            if await _emit_outcome(key, adjudication, alerts_table.get(key)):
-                continue
-            decided = to_millis(adjudication["decided_at"])
-            if should_replace_pending(pending.get(key), decided):
-                pending[key] = pending_entry(record, decided, time.time_ns() // 1_000_000)
-                metrics.PENDING_ADJUDICATIONS.set(len(pending))
-
-    hold_ms = int(options.adjudication_hold_s * 1000)
-
-    @app.timer(interval=max(0.5, min(options.adjudication_hold_s / 4, 10.0)))
-    async def expire_orphans() -> None:
-        now_ms = time.time_ns() // 1_000_000
-        expired = [(k, v) for k, v in pending.items() if is_expired(v, now_ms, hold_ms)]
-        if not expired:
-            return
-        letters = [orphan_dead_letter(entry, hold_ms) for _, entry in expired]
-        await asyncio.gather(*await outputs.dead_letters("worker.adjudications", letters))
-        for key, _ in expired:
-            del pending[key]
-        metrics.PENDING_ADJUDICATIONS.set(len(pending))
-
+    install_outcome_agents(app, settings, outputs, codec, table_args, options.adjudication_hold_s)
     return WorkerRuntime(app=app, watchlist=watchlist, health=health)
+
+
+def _count(result: BatchResult) -> None:
+    now = time.time()
+    for alert, source in result.alerts:
+        metrics.ALERT_LATENCY_SECONDS.observe(max(0.0, now - source.timestamp_ms / 1000))
+        metrics.EVENT_AGE_SECONDS.observe(max(0.0, now - alert["captured_at"] / 1000))
+    metrics.MATCHES.inc(len(result.scans))
+    metrics.ALERTS.inc(len(result.alerts))
+    metrics.RECORDS_OUT.labels(stage="scans").inc(len(result.scans))
+    metrics.RECORDS_OUT.labels(stage="alerts").inc(len(result.alerts))
+    for (site_id, deployment_id), count in sorted(result.unmatched_retired.items()):
+        metrics.UNMATCHED_RETIRED.inc(count)
+        log.warning(
+            "%d gated-in detections at site %s (deployment %s) found their watchlist "
+            "already deleted: not matched",
+            count,
+            site_id,
+            deployment_id,
+        )

@@ -4,6 +4,10 @@ decode -> validate -> gate -> one matrix product per watchlist -> Scan and
 Alert records, plus dead letters. The Faust agent is a thin loop around
 :func:`process_batch`; everything here runs without a broker.
 
+Matching is event time throughout: each face is compared with the watchlist
+rows valid when it was captured, and a gated-in face whose watchlist was
+already destroyed (retired and deleted) is counted, not dead-lettered.
+
 Templates live only inside this function: each event's template is taken out
 of its decoded dict as soon as it is read, the batch's query matrix is
 overwritten before returning, and no output carries a template.
@@ -19,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from schemas.codec import decode
+from schemas.codec import decode as shared_decode
 from schemas.errors import SchemaError
 from schemas.templates import WIRE_DTYPE
 from schemas.validation import validate
@@ -29,8 +33,8 @@ from streams.worker.instants import to_millis
 from streams.worker.matching import match_batch
 from streams.worker.pseudonym import Pseudonymiser
 from streams.worker.records import build_alert, build_scan
+from streams.worker.snapshot import WatchlistSnapshot, normalise
 from streams.worker.source import SourceRecord, reject
-from streams.worker.watchlist_store import WatchlistSnapshot, normalise
 from streams.worker.windows import OperationWindow
 
 STAGE = "worker.detections"
@@ -49,7 +53,12 @@ class BatchResult:
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     gated: Counter[str] = field(default_factory=Counter)
     high_water: dict[str, int] = field(default_factory=dict)
+    """Newest captured_at per site including the stored clock (for allowed lateness)."""
+    stream_time: dict[str, int] = field(default_factory=dict)
+    """Newest captured_at per known site among this batch's detections only."""
     match_seconds: list[float] = field(default_factory=list)
+    unmatched_retired: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Gated-in faces whose watchlist was already deleted, by (site_id, deployment_id)."""
 
 
 @dataclass(slots=True)
@@ -58,6 +67,7 @@ class _Passed:
     event: dict[str, Any]
     template: bytes
     window: OperationWindow
+    captured_at_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,8 @@ class DetectionContext:
     pseudonymiser: Pseudonymiser
     allowed_lateness_ms: int | None = None
     now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000
+    is_deleted: Callable[[str], bool] = lambda _watchlist_id: False
+    decode: Callable[[str, bytes], dict[str, Any]] = shared_decode
 
 
 def process_batch(records: Iterable[SourceRecord], ctx: DetectionContext) -> BatchResult:
@@ -89,7 +101,7 @@ def _gate_one(record: SourceRecord, ctx: DetectionContext, result: BatchResult) 
     try:
         if record.value is None:
             raise _NullValue("a detection with a null value")
-        event = decode("DetectionEvent", record.value)
+        event = ctx.decode("DetectionEvent", record.value)
         validate("DetectionEvent", event)
     except SchemaError as exc:
         result.dead_letters.append(reject(record, exc, STAGE, biometric=True))
@@ -107,6 +119,8 @@ def _gate_one(record: SourceRecord, ctx: DetectionContext, result: BatchResult) 
     )
     if decision.reason is not GateReason.UNKNOWN_SITE:
         result.high_water[site_id] = max(captured_at_ms, high_water or captured_at_ms)
+        newest = result.stream_time.get(site_id, captured_at_ms)
+        result.stream_time[site_id] = max(newest, captured_at_ms)
     if decision.window is None:
         reason = decision.reason or GateReason.OUTSIDE_WINDOW
         result.gated[reason.value] += 1
@@ -114,13 +128,19 @@ def _gate_one(record: SourceRecord, ctx: DetectionContext, result: BatchResult) 
             error = UnknownSiteError("no operation window has ever named this site")
             result.dead_letters.append(reject(record, error, STAGE, biometric=True))
         return None
-    return _Passed(record, event, template, decision.window)
+    return _Passed(record, event, template, decision.window, captured_at_ms)
 
 
 def _match_group(
     watchlist_id: str, items: list[_Passed], ctx: DetectionContext, result: BatchResult
 ) -> None:
     snapshot = ctx.watchlist(watchlist_id)
+    if snapshot is None and ctx.is_deleted(watchlist_id):
+        for item in items:
+            result.unmatched_retired[(item.event["site_id"], item.window.deployment_id)] += 1
+            result.scans.append(build_scan(item.event, item.window, matched=False))
+            item.template = b""
+        return
     if snapshot is None:
         error = UnknownWatchlistError(f"watchlist {watchlist_id!r} is not held by this worker")
         for item in items:
@@ -138,8 +158,9 @@ def _match_group(
     joined = b"".join(item.template for item in usable)
     queries = normalise(np.frombuffer(joined, dtype=WIRE_DTYPE).reshape(len(usable), -1))
     del joined
+    captured = np.array([item.captured_at_ms for item in usable], dtype=np.int64)
     thresholds = {item.window.match_threshold for item in usable}
-    best = {t: match_batch(queries, snapshot, t) for t in sorted(thresholds)}
+    best = {t: match_batch(queries, snapshot, t, captured) for t in sorted(thresholds)}
     queries.fill(0.0)
     result.match_seconds.append(time.perf_counter() - started)
     alerted_at_ms = ctx.now_ms()
@@ -154,7 +175,7 @@ def _match_group(
             item.window,
             match,
             subject_ref=ctx.pseudonymiser.subject_ref(match.subject_id),
-            watchlist_version=snapshot.version,
+            watchlist_version=snapshot.version_at(item.captured_at_ms),
             alerted_at_ms=alerted_at_ms,
         )
         result.alerts.append((alert, item.record))

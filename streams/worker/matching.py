@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streams.worker.watchlist_store import WatchlistSnapshot
+from streams.worker.snapshot import WatchlistSnapshot
 
 SCORE_DECIMALS = 6
 CANDIDATE_MARGIN = 1e-4
@@ -30,7 +30,11 @@ class Match:
     score: float
 
 
-def top1(queries: np.ndarray, snapshot: WatchlistSnapshot) -> tuple[np.ndarray, np.ndarray]:
+def top1(
+    queries: np.ndarray,
+    snapshot: WatchlistSnapshot,
+    captured_at_ms: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Best row index and rounded score of every query against the watchlist.
 
     ``queries`` is (m, d) float32 with unit rows. The float32 matrix product
@@ -39,7 +43,9 @@ def top1(queries: np.ndarray, snapshot: WatchlistSnapshot) -> tuple[np.ndarray, 
     batch's shape, and a redelivered event in another batch must get the
     same score and the same alert. Rows of the snapshot are sorted by
     subject id and ties go to the lowest row, i.e. the lowest subject id.
-    An empty watchlist gives row -1 and score -inf.
+    With ``captured_at_ms`` (one per query), a row removed at or before a
+    query's capture instant is not a candidate for it. A watchlist with no
+    valid row gives row -1 and score -inf.
     """
     m = queries.shape[0]
     rows = np.full(m, -1, dtype=np.int64)
@@ -47,8 +53,12 @@ def top1(queries: np.ndarray, snapshot: WatchlistSnapshot) -> tuple[np.ndarray, 
     if len(snapshot) == 0 or m == 0:
         return rows, best
     scores = queries @ snapshot.matrix.T
+    if captured_at_ms is not None and snapshot.has_removals:
+        scores[~snapshot.valid_at(captured_at_ms)] = -np.inf
     rough = scores.max(axis=1)
     for i in range(m):
+        if not np.isfinite(rough[i]):
+            continue
         candidates = np.flatnonzero(scores[i] >= rough[i] - CANDIDATE_MARGIN)
         exact = (
             snapshot.matrix[candidates].astype(np.float64) * queries[i].astype(np.float64)
@@ -61,10 +71,16 @@ def top1(queries: np.ndarray, snapshot: WatchlistSnapshot) -> tuple[np.ndarray, 
 
 
 def match_batch(
-    queries: np.ndarray, snapshot: WatchlistSnapshot, threshold: float
+    queries: np.ndarray,
+    snapshot: WatchlistSnapshot,
+    threshold: float,
+    captured_at_ms: np.ndarray | None = None,
 ) -> list[Match | None]:
-    """Top-1 match of each query, or ``None`` when its best score is below ``threshold``."""
-    rows, scores = top1(np.asarray(queries, dtype=np.float32), snapshot)
+    """Top-1 match of each query, or ``None`` when its best score is below ``threshold``.
+
+    ``captured_at_ms`` restricts each query to the rows valid at its capture instant.
+    """
+    rows, scores = top1(np.asarray(queries, dtype=np.float32), snapshot, captured_at_ms)
     matches: list[Match | None] = []
     for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
         if row < 0 or score < threshold:

@@ -19,6 +19,11 @@ GATED = Counter(
     "Detections gated out (never matched or stored), by reason.",
     ["reason"],
 )
+UNMATCHED_RETIRED = Counter(
+    "lfr_detections_unmatched_retired_total",
+    "Gated-in detections not matched because their watchlist had already been deleted "
+    "from memory (they arrived after the stream-time or wall-clock deletion bound).",
+)
 MATCHES = Counter("lfr_matches_total", "Gated-in detections compared with a watchlist.")
 ALERTS = Counter("lfr_alerts_total", "Alerts raised.")
 OUTCOMES = Counter("lfr_outcomes_total", "Outcomes (alert + adjudication) produced.")

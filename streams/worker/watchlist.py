@@ -1,37 +1,44 @@
-"""The broadcast watchlist: every worker reads ALL of lfr.watchlist.
+"""The broadcast reference data: every worker reads ALL of lfr.watchlist and lfr.operations.
 
 A mode Service (not a Faust GlobalTable, whose multi-instance recovery has
 open data-loss bugs) running its own aiokafka consumer with no group: it
-assigns every partition of lfr.watchlist and lfr.operations, reads them from
-the beginning and applies them to a :class:`WatchlistStore`. Operations are
-read here too, in every worker, because a watchlist must be dropped from
-every worker's memory when its deployment ends, while the operations agent
-only sees its own partitions.
+assigns every partition of both topics, reads them from the beginning and
+applies them to :class:`ReferenceData`. Operations are read here, in every
+worker, because gating needs every window before the first detection, and a
+watchlist must be dropped from every worker's memory when its deployment
+ends, while the operations agent only sees its own partitions.
 
 The service is ready once it has read up to the end offsets it saw at start;
-the detections agent waits for that, so no detection is matched against a
-half-loaded watchlist.
+the detections agent waits for that, and before each batch calls
+:meth:`WatchlistService.sync`, so a detection is never gated or matched
+against windows or entries that were already on the broker but not yet read.
+Removed entries and retired watchlists are deleted from memory per
+:mod:`streams.worker.deletion`; with ``purge_on_end`` the entries of a
+retired watchlist are tombstoned once deleted here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 
-from schemas.codec import decode, encode
+from schemas.codec import Codec
 from schemas.errors import SchemaError
 from schemas.validation import validate
 from streams.settings import Settings
 from streams.worker import metrics
-from streams.worker.errors import WorkerError
+from streams.worker.deletion import DeletionPolicy
+from streams.worker.errors import InvalidWindowError, WorkerError
 from streams.worker.kafka_config import aiokafka_config
+from streams.worker.reference import Owns, ReferenceData
 from streams.worker.source import SourceRecord, reject
-from streams.worker.watchlist_store import WatchlistSnapshot, WatchlistStore
 from streams.worker.windows import window_from_record
 
 log = logging.getLogger(__name__)
@@ -41,14 +48,28 @@ POLL_MS = 500
 
 
 class WatchlistService(Service):
-    """Keeps every watchlist in memory from a group-less consumer; see the module doc."""
+    """Keeps windows and watchlists in memory from a group-less consumer; see the module doc."""
 
-    def __init__(self, settings: Settings, *, purge_on_end: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        codec: Codec,
+        policy: DeletionPolicy,
+        purge_on_end: bool = False,
+        ownership: Callable[[], Owns | None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.settings = settings
+        self.codec = codec
         self.purge_on_end = purge_on_end
-        self.store = WatchlistStore()
+        self.ownership = ownership
+        self.clock = clock
+        self.reference = ReferenceData(policy)
         self._ready = asyncio.Event()
+        self._round = asyncio.Event()
         self._targets: dict[TopicPartition, int] = {}
         self._to_purge: set[str] = set()
         self._consumer: AIOKafkaConsumer | None = None
@@ -65,9 +86,23 @@ class WatchlistService(Service):
         """Wait until :attr:`ready`."""
         await self._ready.wait()
 
-    def snapshot(self, watchlist_id: str) -> WatchlistSnapshot | None:
-        """The current snapshot of a watchlist (``None`` when not held)."""
-        return self.store.snapshot(watchlist_id)
+    async def sync(self) -> None:
+        """Wait until every record on both topics at call time has been applied."""
+        assert self._consumer is not None  # noqa: S101  (started in on_start)
+        targets = await self._consumer.end_offsets(list(self._targets))
+        while True:
+            round_done = self._round
+            if await self._reached(targets):
+                return
+            try:
+                await asyncio.wait_for(round_done.wait(), timeout=POLL_MS / 1000)
+            except TimeoutError:
+                continue
+
+    def observe(self, high_water: Mapping[str, int]) -> None:
+        """Stream time of a detections batch whose outputs are acknowledged; deletes what is due."""
+        self.reference.observe(high_water)
+        self._sweep()
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -90,7 +125,7 @@ class WatchlistService(Service):
         self._consumer.assign(assigned)
         await self._consumer.seek_to_beginning(*assigned)
         self._targets = dict(await self._consumer.end_offsets(assigned))
-        log.info("watchlist: catching up with %d partitions", len(assigned))
+        log.info("reference data: catching up with %d partitions", len(assigned))
 
     async def on_stop(self) -> None:
         """Close the clients."""
@@ -121,23 +156,32 @@ class WatchlistService(Service):
                         await self._apply_entry(message)
                     else:
                         self._apply_window(message)
-            if not self.ready:
-                await self._check_caught_up()
-            if self.ready and self._to_purge:
+            # wake sync() waiters: this round's records are applied
+            self._round.set()
+            self._round = asyncio.Event()
+            if not self.ready and await self._reached(self._targets):
+                self._set_ready()
+            if self.ready:
+                self._sweep()
+            if self._to_purge:
                 await self._purge()
             self._update_gauges()
 
-    async def _check_caught_up(self) -> None:
+    async def _reached(self, targets: Mapping[TopicPartition, int]) -> bool:
         assert self._consumer is not None  # noqa: S101
-        for tp, end in self._targets.items():
+        for tp, end in targets.items():
             if await self._consumer.position(tp) < end:
-                return
+                return False
+        return True
+
+    def _set_ready(self) -> None:
         self._ready.set()
         metrics.WATCHLIST_READY.set(1)
+        store = self.reference.store
         log.info(
-            "watchlist ready: %d entries in %d watchlists",
-            self.store.entry_count,
-            len(self.store.watchlist_ids),
+            "reference data ready: %d entries in %d watchlists",
+            store.entry_count,
+            len(store.watchlist_ids),
         )
 
     # --- applying records --------------------------------------------------
@@ -151,9 +195,9 @@ class WatchlistService(Service):
                 raise _KeylessEntry("a watchlist record without a key")
             entry = None
             if record.value is not None:
-                entry = decode("WatchlistEntry", record.value)
+                entry = self.codec.decode("WatchlistEntry", record.value)
                 validate("WatchlistEntry", entry)
-            self.store.apply_entry(key, entry, record.timestamp_ms)
+            self.reference.apply_entry(key, entry, self.clock())
         except (SchemaError, WorkerError, ValueError) as exc:
             await self._dead_letter(reject(record, exc, STAGE, biometric=True))
 
@@ -161,27 +205,39 @@ class WatchlistService(Service):
         if message.value is None:
             return
         try:
-            window = window_from_record(decode("OperationWindow", message.value))
+            window = window_from_record(self.codec.decode("OperationWindow", message.value))
+            key = None if message.key is None else message.key.decode("utf-8", "replace")
+            if key != window.site_id:
+                raise InvalidWindowError("the record key is not the window's site_id")
         except (SchemaError, WorkerError):
             # The operations agent dead-letters it (once, in the worker owning
-            # the partition); here it is only skipped.
+            # the partition); here it is only skipped, exactly as there.
             return
-        dropped = self.store.apply_window(window)
-        if dropped:
+        retirement = self.reference.apply_window(window, self.clock())
+        if retirement is not None:
             log.info(
-                "watchlist %s retired: deployment %s is %s; %d entries dropped",
+                "watchlist %s retired: deployment %s is %s; deleted once the stream "
+                "passes its end or after %.0f s",
                 window.watchlist_id,
                 window.deployment_id,
                 window.status,
-                len(dropped),
+                self.reference.policy.grace_s,
             )
-            if self.purge_on_end:
-                self._to_purge.update(dropped)
+
+    def _sweep(self) -> None:
+        before = self.reference.store.entry_count
+        retired = self.reference.sweep(self.clock(), self.ownership())
+        deleted = before - self.reference.store.entry_count
+        if deleted:
+            log.info("watchlist: %d templates deleted from memory", deleted)
+        if self.purge_on_end:
+            self._to_purge.update(retired)
 
     async def _purge(self) -> None:
-        """Tombstone retired entries, unless a newer version of the key is held again."""
+        """Tombstone deleted retired entries, unless a newer version of the key is held again."""
         assert self._producer is not None  # noqa: S101
-        held = {key for w in self.store.watchlist_ids for key in self.store.keys(w)}
+        store = self.reference.store
+        held = {key for w in store.watchlist_ids for key in store.keys(w)}
         keys = sorted(self._to_purge - held)
         self._to_purge.clear()
         futures = [
@@ -197,7 +253,7 @@ class WatchlistService(Service):
         await self._producer.send_and_wait(
             self.settings.topic_dlq,
             key=letter["source_topic"].encode(),
-            value=encode("DeadLetter", letter),
+            value=self.codec.encode("DeadLetter", letter),
         )
         log.warning(
             "watchlist record dead-lettered: %s[%d]@%d reason=%s",
@@ -208,9 +264,10 @@ class WatchlistService(Service):
         )
 
     def _update_gauges(self) -> None:
-        metrics.WATCHLIST_ENTRIES.set(self.store.entry_count)
-        metrics.WATCHLISTS.set(len(self.store.watchlist_ids))
-        metrics.WATCHLIST_VERSION.set(self.store.max_version)
+        store = self.reference.store
+        metrics.WATCHLIST_ENTRIES.set(store.entry_count)
+        metrics.WATCHLISTS.set(len(store.watchlist_ids))
+        metrics.WATCHLIST_VERSION.set(store.max_version)
 
 
 class _KeylessEntry(SchemaError):

@@ -1,19 +1,30 @@
 """Watchlists held in memory: the state behind the broadcast watchlist service.
 
-Pure (no Kafka): the service feeds it every record of lfr.watchlist and
-every window of lfr.operations, in topic order; the detections agent asks it
-for an immutable :class:`WatchlistSnapshot` per batch.
+Pure (no Kafka, no clock): the service feeds it every record of lfr.watchlist
+in topic order, tells it when a watchlist is retired, and asks it to delete
+what the deletion policy says is due; the detections agent asks it for an
+immutable :class:`WatchlistSnapshot` per batch.
 
-A watchlist is retired when every deployment that names it has ENDED or been
-CANCELLED: its templates are overwritten and dropped, and entries written
-before the retirement (``updated_at`` not after it) are never held again, so
-the outcome does not depend on how the two topics interleave on a replay. A
-later rebuild for a new deployment carries newer ``updated_at`` and is held.
+Validity is event time, so matching does not depend on how lfr.watchlist,
+lfr.operations and lfr.detections interleave (a replay, a catch-up):
+
+- a REMOVE with ``updated_at`` r keeps the entry matchable for detections
+  captured before r; a tombstone without a prior REMOVE counts as a removal
+  at the newest ``updated_at`` seen for that watchlist (its entries and the
+  windows naming it);
+- a retired watchlist (every deployment naming it ENDED or CANCELLED) keeps
+  its entries until deleted: gating already limits its detections to the
+  windows' [starts_at, ends_at).
+
+Physical deletion (templates zeroed, dropped) happens in :meth:`sweep`, when
+the caller's policy says so. Once a retirement is carried out, entries
+written before it (``updated_at`` not after the closing window's) are never
+held again; a rebuild for a new deployment carries a newer ``updated_at``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,24 +33,13 @@ import numpy as np
 from schemas.templates import template_from_bytes
 from streams.worker.errors import DimensionMismatchError
 from streams.worker.instants import to_millis
-from streams.worker.windows import CLOSED_STATUSES, LIVE_STATUSES, OperationWindow
+from streams.worker.snapshot import WatchlistSnapshot, build_snapshot, normalise
+from streams.worker.window_view import Retirement
 
+__all__ = ["DueCheck", "WatchlistSnapshot", "WatchlistStore", "normalise", "split_key"]
 
-@dataclass(frozen=True, slots=True)
-class WatchlistSnapshot:
-    """One watchlist at one version, rows sorted by subject id (ties go to the lowest)."""
-
-    watchlist_id: str
-    version: int
-    template_model: str | None
-    dimension: int | None
-    matrix: np.ndarray  # (n, dimension) float32, L2-normalised rows
-    subject_ids: tuple[str, ...]
-    categories: tuple[str, ...]
-    wanted_since_ms: tuple[int, ...]
-
-    def __len__(self) -> int:
-        return len(self.subject_ids)
+DueCheck = Callable[[str, "int | None", float], bool]
+"""``(watchlist_id, event-time end or removal, learnt_s) -> delete now?``"""
 
 
 @dataclass(slots=True)
@@ -49,6 +49,8 @@ class _Entry:
     wanted_since_ms: int
     template_model: str
     updated_at_ms: int
+    removed_at_ms: int | None = None
+    removal_learnt_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -66,44 +68,41 @@ def split_key(key: str) -> tuple[str, str]:
     return watchlist_id, subject_id
 
 
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm in float32 (zero rows stay zero)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-
-
 class WatchlistStore:
-    """Every watchlist this worker holds, and which deployments keep them alive."""
+    """Every watchlist this worker holds, with removals and retirements pending deletion."""
 
     def __init__(self) -> None:
         self._lists: dict[str, _Watchlist] = {}
-        self._live: dict[str, set[str]] = {}
-        self._retired_at: dict[str, int] = {}
+        self._newest: dict[str, int] = {}
+        self._retirements: dict[str, list[tuple[Retirement, float]]] = {}
+        self._deleted_through: dict[str, int] = {}
+        self._removed: dict[str, set[str]] = {}
 
     # --- updates -----------------------------------------------------------
 
     def apply_entry(
-        self, key: str, record: Mapping[str, Any] | None, record_timestamp_ms: int
+        self, key: str, record: Mapping[str, Any] | None, learnt_s: float = 0.0
     ) -> None:
         """Apply one lfr.watchlist record (``None`` is a tombstone), in topic order.
 
+        ``learnt_s`` is the wall clock (monotonic seconds) of reading it.
         Raises :class:`DimensionMismatchError` for a template whose dimension
         or model differs from the rest of its watchlist, and ``ValueError``
         for a key that does not match the record.
         """
         watchlist_id, subject_id = split_key(key)
         if record is None:
-            self._delete(watchlist_id, subject_id, record_timestamp_ms)
+            self._remove(watchlist_id, subject_id, self._newest.get(watchlist_id), learnt_s)
             return
         if (record["watchlist_id"], record["subject_id"]) != (watchlist_id, subject_id):
             raise ValueError("watchlist key does not match the record's ids")
         updated_at_ms = to_millis(record["updated_at"])
-        retired_at = self._retired_at.get(watchlist_id)
-        if retired_at is not None and updated_at_ms <= retired_at:
+        self.note_update(watchlist_id, updated_at_ms)
+        deleted_through = self._deleted_through.get(watchlist_id)
+        if deleted_through is not None and updated_at_ms <= deleted_through:
             return
         if record["op"] == "REMOVE" or record.get("template") is None:
-            self._delete(watchlist_id, subject_id, updated_at_ms)
+            self._remove(watchlist_id, subject_id, updated_at_ms, learnt_s)
             return
         template = normalise(template_from_bytes(record["template"]))
         watchlist = self._lists.setdefault(watchlist_id, _Watchlist())
@@ -111,6 +110,7 @@ class WatchlistStore:
         previous = watchlist.entries.get(subject_id)
         if previous is not None:
             previous.template.fill(0.0)
+            self._removed.get(watchlist_id, set()).discard(subject_id)
         watchlist.entries[subject_id] = _Entry(
             template=template,
             category=record["category"],
@@ -120,35 +120,72 @@ class WatchlistStore:
         )
         self._touch(watchlist, updated_at_ms)
 
-    def apply_window(self, window: OperationWindow) -> list[str]:
-        """Track which deployments use which watchlist; retire a watchlist nobody uses.
+    def note_update(self, watchlist_id: str, updated_at_ms: int) -> None:
+        """Note an ``updated_at`` seen for a watchlist (an entry, or a window naming it)."""
+        if updated_at_ms > self._newest.get(watchlist_id, updated_at_ms - 1):
+            self._newest[watchlist_id] = updated_at_ms
 
-        Returns the keys (``watchlist_id:subject_id``) of the entries dropped,
-        so the caller can tombstone them on the topic when so configured.
+    def retire(self, retirement: Retirement, learnt_s: float = 0.0) -> None:
+        """Schedule a retired watchlist's deletion (it stays matchable until :meth:`sweep`)."""
+        pending = self._retirements.setdefault(retirement.watchlist_id, [])
+        if all(held.retired_at_ms != retirement.retired_at_ms for held, _ in pending):
+            pending.append((retirement, learnt_s))
+
+    def sweep(self, is_due: DueCheck) -> list[str]:
+        """Physically delete every removal and retirement ``is_due`` allows.
+
+        Returns the topic keys of the entries deleted by a retirement (to
+        tombstone them when so configured).
         """
-        live = self._live.setdefault(window.watchlist_id, set())
-        if window.status in LIVE_STATUSES:
-            live.add(window.deployment_id)
-            return []
-        if window.status not in CLOSED_STATUSES:
-            return []
-        live.discard(window.deployment_id)
-        if live:
-            return []
-        retired_at = max(self._retired_at.get(window.watchlist_id, 0), window.updated_at_ms)
-        self._retired_at[window.watchlist_id] = retired_at
-        return self._drop_older(window.watchlist_id, retired_at)
+        retired_keys: list[str] = []
+        for watchlist_id in list(self._retirements):
+            waiting = []
+            for retirement, learnt_s in self._retirements[watchlist_id]:
+                if is_due(watchlist_id, retirement.end_ms, learnt_s):
+                    retired_keys += self._drop_older(watchlist_id, retirement.retired_at_ms)
+                else:
+                    waiting.append((retirement, learnt_s))
+            if waiting:
+                self._retirements[watchlist_id] = waiting
+            else:
+                del self._retirements[watchlist_id]
+        for watchlist_id, subjects in list(self._removed.items()):
+            entries = self._lists[watchlist_id].entries
+            gone = [
+                s
+                for s in sorted(subjects)
+                if is_due(watchlist_id, entries[s].removed_at_ms, entries[s].removal_learnt_s)
+            ]
+            if gone:
+                self._delete(watchlist_id, gone)
+        return retired_keys
 
     # --- queries -----------------------------------------------------------
 
     def snapshot(self, watchlist_id: str) -> WatchlistSnapshot | None:
-        """The watchlist's current snapshot, or ``None`` when it was never held."""
+        """The watchlist's current snapshot, or ``None`` when none of it is held."""
         watchlist = self._lists.get(watchlist_id)
         if watchlist is None:
             return None
         if watchlist.snapshot is None:
-            watchlist.snapshot = _build_snapshot(watchlist_id, watchlist)
+            entries = watchlist.entries
+            subjects = sorted(entries)
+            watchlist.snapshot = build_snapshot(
+                watchlist_id,
+                watchlist.version,
+                subjects,
+                [entries[s].template for s in subjects],
+                [entries[s].category for s in subjects],
+                [entries[s].wanted_since_ms for s in subjects],
+                [entries[s].template_model for s in subjects],
+                [entries[s].updated_at_ms for s in subjects],
+                [entries[s].removed_at_ms for s in subjects],
+            )
         return watchlist.snapshot
+
+    def is_deleted(self, watchlist_id: str) -> bool:
+        """True when the watchlist was retired and physically deleted (none of it held)."""
+        return watchlist_id in self._deleted_through and watchlist_id not in self._lists
 
     def keys(self, watchlist_id: str) -> list[str]:
         """Topic keys of the entries held for a watchlist (for purging)."""
@@ -175,10 +212,9 @@ class WatchlistStore:
     def _check_compatible(
         self, watchlist: _Watchlist, subject_id: str, template: np.ndarray, model: str
     ) -> None:
-        others = [e for s, e in watchlist.entries.items() if s != subject_id]
-        if not others:
+        sample = next((e for s, e in watchlist.entries.items() if s != subject_id), None)
+        if sample is None:
             return
-        sample = others[0]
         if sample.template.shape != template.shape:
             raise DimensionMismatchError(
                 f"template of dimension {template.shape[0]} in a watchlist of "
@@ -187,54 +223,53 @@ class WatchlistStore:
         if sample.template_model != model:
             raise DimensionMismatchError("template model differs from the watchlist's")
 
-    def _delete(self, watchlist_id: str, subject_id: str, at_ms: int) -> None:
+    def _remove(
+        self, watchlist_id: str, subject_id: str, at_ms: int | None, learnt_s: float
+    ) -> None:
         watchlist = self._lists.get(watchlist_id)
-        if watchlist is None:
-            return
-        entry = watchlist.entries.pop(subject_id, None)
-        if entry is not None:
-            entry.template.fill(0.0)
-        self._touch(watchlist, at_ms)
+        entry = None if watchlist is None else watchlist.entries.get(subject_id)
+        if watchlist is None or entry is None or entry.removed_at_ms is not None:
+            return  # nothing held, or already removed (the first removal counts)
+        entry.removed_at_ms = entry.updated_at_ms if at_ms is None else at_ms
+        entry.removal_learnt_s = learnt_s
+        self._removed.setdefault(watchlist_id, set()).add(subject_id)
+        self._touch(watchlist, entry.removed_at_ms)
 
     def _drop_older(self, watchlist_id: str, retired_at_ms: int) -> list[str]:
+        self._deleted_through[watchlist_id] = max(
+            self._deleted_through.get(watchlist_id, retired_at_ms), retired_at_ms
+        )
         watchlist = self._lists.get(watchlist_id)
         if watchlist is None:
             return []
         dropped = [s for s, e in watchlist.entries.items() if e.updated_at_ms <= retired_at_ms]
-        for subject_id in dropped:
-            watchlist.entries.pop(subject_id).template.fill(0.0)
-        if watchlist.snapshot is not None:
-            # The snapshot is the only other copy of the templates.
-            watchlist.snapshot.matrix.fill(0.0)
-        if watchlist.entries:
-            self._touch(watchlist, retired_at_ms)
-        else:
-            del self._lists[watchlist_id]
+        self._delete(watchlist_id, dropped)
         return [f"{watchlist_id}:{s}" for s in dropped]
+
+    def _delete(self, watchlist_id: str, subject_ids: list[str]) -> None:
+        watchlist = self._lists[watchlist_id]
+        removed = self._removed.get(watchlist_id, set())
+        for subject_id in subject_ids:
+            watchlist.entries.pop(subject_id).template.fill(0.0)
+            removed.discard(subject_id)
+        if not removed:
+            self._removed.pop(watchlist_id, None)
+        _invalidate(watchlist)
+        if not watchlist.entries:
+            del self._lists[watchlist_id]
 
     @staticmethod
     def _touch(watchlist: _Watchlist, at_ms: int) -> None:
         watchlist.version = max(watchlist.version, at_ms)
+        _invalidate(watchlist)
+
+
+def _invalidate(watchlist: _Watchlist) -> None:
+    """Drop the snapshot, overwriting its matrix: the only other copy of the templates.
+
+    Safe because a snapshot is only used inside one synchronous batch, and
+    the store changes between batches.
+    """
+    if watchlist.snapshot is not None:
+        watchlist.snapshot.matrix.fill(0.0)
         watchlist.snapshot = None
-
-
-def _build_snapshot(watchlist_id: str, watchlist: _Watchlist) -> WatchlistSnapshot:
-    subjects = sorted(watchlist.entries)
-    entries = [watchlist.entries[s] for s in subjects]
-    if entries:
-        matrix = np.ascontiguousarray(np.stack([e.template for e in entries]), dtype=np.float32)
-        dimension: int | None = int(matrix.shape[1])
-        model: str | None = entries[0].template_model
-    else:
-        matrix = np.zeros((0, 0), dtype=np.float32)
-        dimension, model = None, None
-    return WatchlistSnapshot(
-        watchlist_id=watchlist_id,
-        version=watchlist.version,
-        template_model=model,
-        dimension=dimension,
-        matrix=matrix,
-        subject_ids=tuple(subjects),
-        categories=tuple(e.category for e in entries),
-        wanted_since_ms=tuple(e.wanted_since_ms for e in entries),
-    )

@@ -98,3 +98,24 @@ def test_no_template_byte_sequence_leaves_the_stage(
         assert template[:16] not in outputs and template[-16:] not in outputs
     assert len(result.scans) + sum(result.gated.values()) == len(records)
     assert np.isfinite([a["score"] for a, _ in result.alerts]).all()
+
+
+def test_the_codec_limit_dead_letters_an_oversize_detection() -> None:
+    from dataclasses import replace
+
+    from schemas.codec import Codec
+
+    small = replace(context(store_of(2)), decode=Codec(max_payload_bytes=1024).decode)
+    big = detection(unit(1, dim=1024), template=template_to_bytes(unit(1, dim=1024)))
+    result = process_batch([big, detection(unit(1))], small)
+    assert [d["reason"] for d in result.dead_letters] == ["oversize"]
+    assert [s["matched"] for s in result.scans] == [True]
+
+
+def test_stream_time_is_the_batch_own_not_the_stored_clock() -> None:
+    # after a crash the stored clock can be ahead of the redelivered detections
+    ahead = {"S1": int((T0 + timedelta(days=1)).timestamp() * 1000)}
+    at = T0 + timedelta(minutes=7)
+    result = process_batch([detection(unit(1), at=at)], context(store_of(2), high_water=ahead))
+    assert result.stream_time == {"S1": int(at.timestamp() * 1000)}
+    assert result.high_water == ahead

@@ -8,7 +8,9 @@ import pytest
 from streams.worker.matching import match_batch
 from streams.worker.watchlist_store import WatchlistStore
 
-from .conftest import DIM, unit, watchlist_record
+from .conftest import DIM, T0, unit, watchlist_record
+
+T0_MS = int(T0.timestamp() * 1000)
 
 
 def store_with(*subjects: tuple[str, np.ndarray]) -> WatchlistStore:
@@ -67,10 +69,28 @@ def test_constructed_score_at_threshold() -> None:
 
 def test_empty_and_emptied_watchlists_match_nothing() -> None:
     store = store_with(("a", unit(1)))
-    store.apply_entry("W1:a", watchlist_record("a", None), 0)
+    store.apply_entry("W1:a", watchlist_record("a", None, updated_at=T0), 0)
     snapshot = store.snapshot("W1")
-    assert snapshot is not None and len(snapshot) == 0
-    assert match_batch(unit(1)[None, :], snapshot, 0.1) == [None]
+    # removed at T0: still held (and matchable before T0) until deleted
+    assert snapshot is not None and len(snapshot) == 1
+    at = np.array([T0_MS, T0_MS - 1])
+    assert match_batch(np.stack([unit(1), unit(1)]), snapshot, 0.1, at)[0] is None
+    store.sweep(lambda _w, _at, _learnt: True)
+    assert store.snapshot("W1") is None
+    assert not snapshot.matrix.any()
+
+
+def test_removed_rows_match_only_faces_captured_before_the_removal() -> None:
+    store = store_with(("a", unit(1)), ("b", unit(1) * 0.8 + unit(2) * 0.6))
+    store.apply_entry("W1:a", watchlist_record("a", None, updated_at=T0), 0)
+    snapshot = store.snapshot("W1")
+    assert snapshot is not None
+    queries = np.stack([unit(1)] * 3)
+    at = np.array([T0_MS - 1, T0_MS, T0_MS + 1])
+    matches = match_batch(queries, snapshot, 0.5, at)
+    # before the removal "a" is the best; from it on, the runner-up "b" is
+    assert [m.subject_id if m else None for m in matches] == ["a", "b", "b"]
+    assert snapshot.version_at(T0_MS - 1) < snapshot.version_at(T0_MS) == T0_MS
 
 
 def test_watchlist_changed_between_two_batches() -> None:
@@ -78,21 +98,13 @@ def test_watchlist_changed_between_two_batches() -> None:
     before = store.snapshot("W1")
     assert before is not None
     assert match_batch(unit(2)[None, :], before, 0.64) == [None]
-    store.apply_entry(
-        "W1:b",
-        watchlist_record(
-            "b",
-            unit(2),
-            updated_at=watchlist_record("b", None)["updated_at"] + np.timedelta64(1, "s").item(),
-        ),
-        0,
-    )
+    store.apply_entry("W1:b", watchlist_record("b", unit(2), updated_at=T0), 0)
     after = store.snapshot("W1")
     assert after is not None and after.version > before.version
     (match,) = match_batch(unit(2)[None, :], after, 0.64)
     assert match is not None and match.subject_id == "b"
-    # the earlier snapshot is immutable: a batch in flight keeps its view
-    assert len(before) == 1
+    # the replaced snapshot was overwritten: no stale copy of templates lingers
+    assert not before.matrix.any()
 
 
 @pytest.mark.parametrize("threshold", [0.6, 0.64])

@@ -1,4 +1,4 @@
-"""The in-memory watchlists: ops in order, tombstones, retirement, mismatches."""
+"""The in-memory watchlists: ops in order, event-time removals, deferred deletion, mismatches."""
 
 from __future__ import annotations
 
@@ -8,70 +8,128 @@ import numpy as np
 import pytest
 
 from streams.worker.errors import DimensionMismatchError
+from streams.worker.snapshot import NEVER
 from streams.worker.watchlist_store import WatchlistStore
-from streams.worker.windows import window_from_record
+from streams.worker.window_view import Retirement
 
-from .conftest import T0, unit, watchlist_record, window_record
+from .conftest import T0, unit, watchlist_record
+
+T0_MS = int(T0.timestamp() * 1000)
+ADDED_MS = T0_MS - 3 * 3600_000  # watchlist_record's default updated_at
+
+
+def always(_watchlist_id: str, _at_ms: int | None, _learnt_s: float) -> bool:
+    return True
+
+
+def never(_watchlist_id: str, _at_ms: int | None, _learnt_s: float) -> bool:
+    return False
 
 
 def test_add_update_remove_and_tombstone_apply_in_order() -> None:
     store = WatchlistStore()
-    store.apply_entry("W1:a", watchlist_record("a", unit(1)), 0)
-    store.apply_entry("W1:b", watchlist_record("b", unit(2)), 0)
-    store.apply_entry("W1:a", watchlist_record("a", unit(3), op="UPDATE"), 0)
+    store.apply_entry("W1:a", watchlist_record("a", unit(1)))
+    store.apply_entry("W1:b", watchlist_record("b", unit(2)))
+    store.apply_entry("W1:a", watchlist_record("a", unit(3), op="UPDATE"))
     snapshot = store.snapshot("W1")
     assert snapshot is not None and snapshot.subject_ids == ("a", "b")
     assert np.allclose(snapshot.matrix[0], unit(3), atol=1e-3)
-    store.apply_entry("W1:a", watchlist_record("a", None), 0)
-    store.apply_entry("W1:b", None, 0)
+    store.apply_entry("W1:a", watchlist_record("a", None, updated_at=T0))
+    store.apply_entry("W1:b", None)
+    snapshot = store.snapshot("W1")
+    assert snapshot is not None
+    assert snapshot.removed_at_ms.tolist() == [T0_MS, T0_MS]  # b: newest updated_at seen
+    store.sweep(always)
     assert store.entry_count == 0
-    assert store.snapshot("W2") is None
+    assert store.snapshot("W1") is None and store.snapshot("W2") is None
+    assert not store.is_deleted("W1")  # removed entry by entry, not a retired watchlist
 
 
 def test_key_must_match_record() -> None:
     with pytest.raises(ValueError, match="key"):
-        WatchlistStore().apply_entry("W1:zz", watchlist_record("a", unit(1)), 0)
+        WatchlistStore().apply_entry("W1:zz", watchlist_record("a", unit(1)))
 
 
 def test_dimension_mismatch_is_refused() -> None:
     store = WatchlistStore()
-    store.apply_entry("W1:a", watchlist_record("a", unit(1)), 0)
+    store.apply_entry("W1:a", watchlist_record("a", unit(1)))
     with pytest.raises(DimensionMismatchError):
-        store.apply_entry("W1:b", watchlist_record("b", unit(2, dim=64)), 0)
+        store.apply_entry("W1:b", watchlist_record("b", unit(2, dim=64)))
 
 
-def test_watchlist_is_dropped_when_its_last_deployment_ends() -> None:
+def test_a_tombstone_after_a_remove_keeps_the_remove_instant() -> None:
     store = WatchlistStore()
-    store.apply_entry("W1:a", watchlist_record("a", unit(1)), 0)
-    active = window_from_record(window_record())
-    other = window_from_record(window_record(deployment_id="D2"))
-    assert store.apply_window(active) == []
-    store.apply_window(other)
-    ended = window_from_record(window_record(status="ENDED", updated_at=T0 + timedelta(hours=2)))
-    assert store.apply_window(ended) == []  # D2 still uses W1
+    store.apply_entry("W1:a", watchlist_record("a", unit(1)))
+    store.apply_entry("W1:a", watchlist_record("a", None, updated_at=T0))
+    store.note_update("W1", T0_MS + 999_000)
+    store.apply_entry("W1:a", None)
     snapshot = store.snapshot("W1")
-    assert snapshot is not None and len(snapshot) == 1
-    cancelled = window_from_record(
-        window_record(deployment_id="D2", status="CANCELLED", updated_at=T0 + timedelta(hours=2))
-    )
-    assert store.apply_window(cancelled) == ["W1:a"]
-    assert store.snapshot("W1") is None
-    assert store.entry_count == 0
-    # the old snapshot's templates were overwritten, not just dereferenced
+    assert snapshot is not None and snapshot.removed_at_ms.tolist() == [T0_MS]
+
+
+def test_a_tombstone_alone_counts_from_the_newest_update_seen_including_windows() -> None:
+    store = WatchlistStore()
+    store.apply_entry("W1:a", watchlist_record("a", unit(1)))
+    store.note_update("W1", T0_MS + 7_200_000)  # e.g. the ENDED window naming W1
+    store.apply_entry("W1:a", None)
+    snapshot = store.snapshot("W1")
+    assert snapshot is not None and snapshot.removed_at_ms.tolist() == [T0_MS + 7_200_000]
+
+
+def test_retirement_is_deferred_and_then_destroys_older_entries_for_good() -> None:
+    store = WatchlistStore()
+    store.apply_entry("W1:a", watchlist_record("a", unit(1)))
+    store.retire(Retirement("W1", T0_MS + 7_260_000, T0_MS + 7_200_000), learnt_s=5.0)
+    seen: list[tuple[str, int | None, float]] = []
+
+    def record_and_refuse(watchlist_id: str, at_ms: int | None, learnt_s: float) -> bool:
+        seen.append((watchlist_id, at_ms, learnt_s))
+        return False
+
+    assert store.sweep(record_and_refuse) == []
+    assert seen == [("W1", T0_MS + 7_200_000, 5.0)]
+    # an entry read after the end but before the deletion is held too
+    store.apply_entry("W1:b", watchlist_record("b", unit(2)))
+    snapshot = store.snapshot("W1")
+    assert snapshot is not None and snapshot.subject_ids == ("a", "b")
+    assert store.sweep(always) == ["W1:a", "W1:b"]
+    assert store.snapshot("W1") is None and store.is_deleted("W1")
     assert not snapshot.matrix.any()
+    # replayed entries of the destroyed list are not held again; a rebuild is
+    store.apply_entry("W1:a", watchlist_record("a", unit(1)))
+    assert store.snapshot("W1") is None
+    rebuilt = watchlist_record("c", unit(3), updated_at=T0 + timedelta(days=1))
+    store.apply_entry("W1:c", rebuilt)
+    again = store.snapshot("W1")
+    assert again is not None and again.subject_ids == ("c",) and not store.is_deleted("W1")
 
 
-def test_retirement_does_not_depend_on_topic_interleaving() -> None:
-    ended = window_from_record(window_record(status="ENDED", updated_at=T0 + timedelta(hours=2)))
-    old_entry = watchlist_record("a", unit(1))
-    rebuilt = watchlist_record("b", unit(2), updated_at=T0 + timedelta(days=1))
-    for window_first in (True, False):
-        store = WatchlistStore()
-        if window_first:
-            store.apply_window(ended)
-        store.apply_entry("W1:a", old_entry, 0)
-        store.apply_entry("W1:b", rebuilt, 0)
-        if not window_first:
-            store.apply_window(ended)
-        snapshot = store.snapshot("W1")
-        assert snapshot is not None and snapshot.subject_ids == ("b",)
+def test_removal_is_kept_until_the_sweep_says_it_is_due() -> None:
+    store = WatchlistStore()
+    store.apply_entry("W1:a", watchlist_record("a", unit(1)))
+    store.apply_entry("W1:b", watchlist_record("b", unit(2)))
+    store.apply_entry("W1:a", watchlist_record("a", None, updated_at=T0), learnt_s=3.0)
+    assert store.sweep(never) == [] and store.entry_count == 2
+    held = store._lists["W1"].entries["a"].template  # the live copy of the template
+    asked: list[tuple[int | None, float]] = []
+
+    def only_a(_w: str, at_ms: int | None, learnt_s: float) -> bool:
+        asked.append((at_ms, learnt_s))
+        return True
+
+    assert store.sweep(only_a) == []  # entry removals are not retirements: nothing to purge
+    assert asked == [(T0_MS, 3.0)]
+    snapshot = store.snapshot("W1")
+    assert snapshot is not None and snapshot.subject_ids == ("b",)
+    assert snapshot.removed_at_ms.tolist() == [NEVER]
+    assert not held.any()
+
+
+def test_re_adding_a_removed_subject_makes_it_valid_again() -> None:
+    store = WatchlistStore()
+    store.apply_entry("W1:a", watchlist_record("a", unit(1)))
+    store.apply_entry("W1:a", watchlist_record("a", None, updated_at=T0))
+    store.apply_entry("W1:a", watchlist_record("a", unit(1), updated_at=T0 + timedelta(hours=1)))
+    snapshot = store.snapshot("W1")
+    assert snapshot is not None and snapshot.removed_at_ms.tolist() == [NEVER]
+    assert store.sweep(always) == [] and store.entry_count == 1

@@ -1,0 +1,76 @@
+"""When a removed watchlist entry or a retired watchlist is physically deleted.
+
+Matching never depends on this (an entry stays matchable for detections
+captured before its removal, a retired watchlist for detections inside its
+windows); only memory does. Templates are zeroed and dropped as soon as
+EITHER this worker's detections stream has moved past the end or removal
+instant at every site that uses the watchlist and whose partition it owns
+(plus the allowed lateness, when one is set), OR ``grace_s`` of wall clock
+has passed since the worker learnt of the end or removal, whichever comes
+first. The wall clock bounds how long a destroyed watchlist lingers; it
+never decides a match inside the grace.
+
+Without an allowed lateness the stream-time rule assumes a site's detections
+arrive roughly in ``captured_at`` order (one partition per site); a
+detection later than that finds its watchlist gone and is counted in
+``lfr_detections_unmatched_retired_total``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class StreamClock:
+    """Newest ``captured_at`` per site that THIS worker has processed (memory only).
+
+    Not the Faust ``site_clock`` table: its changelog may run ahead of the
+    committed offsets after a crash, and redelivered detections must still
+    find their watchlist.
+    """
+
+    newest: dict[str, int] = field(default_factory=dict)
+
+    def advance(self, high_water: Mapping[str, int]) -> None:
+        """Take the newest ``captured_at`` per site of a processed batch."""
+        for site_id, at_ms in high_water.items():
+            if at_ms > self.newest.get(site_id, at_ms - 1):
+                self.newest[site_id] = at_ms
+
+    def at(self, site_id: str) -> int | None:
+        """The site's stream time, ``None`` before its first detection."""
+        return self.newest.get(site_id)
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionPolicy:
+    """The two deletion rules of the module doc."""
+
+    grace_s: float
+    lateness_ms: int | None = None
+
+    def due(
+        self,
+        *,
+        at_ms: int | None,
+        learnt_s: float,
+        now_s: float,
+        site_times: Iterable[int | None] | None,
+    ) -> bool:
+        """Whether something that ended (or was removed) at event time ``at_ms`` may go.
+
+        ``at_ms`` None: nothing it belonged to ever covered a detection.
+        ``site_times``: stream time of each owned site using the watchlist,
+        or ``None`` while this worker does not know which partitions it owns
+        (start-up, rebalance): then only the grace applies.
+        """
+        if now_s - learnt_s >= self.grace_s:
+            return True
+        if site_times is None:
+            return False
+        if at_ms is None:
+            return True
+        limit = at_ms + (self.lateness_ms or 0)
+        return all(t is not None and t >= limit for t in site_times)

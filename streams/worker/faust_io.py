@@ -1,0 +1,114 @@
+"""The worker's edges to Faust: input records, output sends, table keys, partition ownership."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, cast
+
+import faust
+from aiokafka.partitioner import murmur2
+from faust.exceptions import ConsumerNotStarted
+from faust.types import EventT, TableT
+
+from schemas.codec import Codec
+from streams.settings import Settings
+from streams.worker import metrics
+from streams.worker.reference import Owns
+from streams.worker.source import SourceRecord
+
+log = logging.getLogger(__name__)
+
+
+def source_of(event: EventT) -> SourceRecord:
+    """The consumed record behind a Faust event."""
+    message = event.message
+    return SourceRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        timestamp_ms=int(message.timestamp * 1000),
+    )
+
+
+class Outputs:
+    """Encodes records and hands them to the producer without waiting per record."""
+
+    def __init__(self, app: faust.App, settings: Settings, codec: Codec) -> None:
+        self.app = app
+        self.codec = codec
+        self.scans = settings.topic_scans
+        self.alerts = settings.topic_alerts
+        self.outcomes = settings.topic_outcomes
+        self.dlq = settings.topic_dlq
+
+    async def send(self, topic: str, key: str, name: str, record: Any) -> Awaitable:
+        """Queue one record; the returned future resolves when the broker has it.
+
+        Straight to the app's producer rather than ``Topic.send``: Faust's
+        per-message bookkeeping costs more than the whole match, and the
+        consumer flushes this same producer before it commits offsets, so
+        at-least-once holds.
+        """
+        future: Awaitable = await self.app.producer.send(
+            topic, key.encode(), self.codec.encode(name, record), None, None, None
+        )
+        return future
+
+    async def dead_letters(self, stage: str, letters: Iterable[dict[str, Any]]) -> list[Awaitable]:
+        """Queue dead letters (key: source topic) and count them."""
+        futures = []
+        for letter in letters:
+            metrics.DEAD_LETTERS.labels(stage=stage, reason=letter["reason"]).inc()
+            futures.append(await self.send(self.dlq, letter["source_topic"], "DeadLetter", letter))
+            log.warning(
+                "dead letter: %s[%d]@%d stage=%s reason=%s",
+                letter["source_topic"],
+                letter["source_partition"],
+                letter["source_offset"],
+                stage,
+                letter["reason"],
+            )
+        return futures
+
+
+def byte_keyed(table: TableT) -> TableT:
+    """Make the changelog key the raw source key bytes.
+
+    faust 0.15 derives a Table's key serializer from ``key_type`` ("json" for
+    anything but a Record) and ignores ``schema`` for it, so a bytes key would
+    be written as a JSON string and murmur2 would pick another partition than
+    the source record's. The changelog topic is created lazily from this
+    attribute, so setting it before the first access is enough.
+    """
+    collection = cast(Any, table)  # the attributes live on faust.Table, not TableT
+    collection.key_serializer = "raw"
+    collection.value_serializer = "json"
+    return table
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition the Java-compatible murmur2 partitioner gives ``key``."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def detections_ownership(app: faust.App, topic: str, partitions: int) -> Callable[[], Owns | None]:
+    """``() -> owns(site_id)`` for the lfr.detections partitions assigned now.
+
+    ``None`` while nothing is assigned (start-up, rebalance): the caller then
+    cannot tell which sites are its own.
+    """
+
+    def current() -> Owns | None:
+        try:
+            assignment = app.consumer.assignment()
+        except ConsumerNotStarted:
+            return None
+        owned = {tp.partition for tp in assignment if tp.topic == topic}
+        if not owned:
+            return None
+        return lambda site_id: partition_of(site_id, partitions) in owned
+
+    return current

@@ -1,0 +1,79 @@
+"""What detections are gated and matched against: windows and watchlists (pure).
+
+The broadcast service feeds it lfr.operations and lfr.watchlist records as
+it reads them; the detections agent reads windows and snapshots from it and
+reports the stream time it has processed. The only clock is the ``now_s``
+the caller passes to :meth:`ReferenceData.sweep`, and it only decides when
+memory is freed (see :mod:`streams.worker.deletion`), never a match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from streams.worker.deletion import DeletionPolicy, StreamClock
+from streams.worker.snapshot import WatchlistSnapshot
+from streams.worker.watchlist_store import WatchlistStore
+from streams.worker.window_view import Retirement, WindowView
+from streams.worker.windows import OperationWindow
+
+Owns = Callable[[str], bool]
+"""``site_id -> True`` when this worker owns the site's lfr.detections partition."""
+
+
+class ReferenceData:
+    """Windows, watchlists and deletion bookkeeping of one worker."""
+
+    def __init__(self, policy: DeletionPolicy) -> None:
+        self.policy = policy
+        self.windows = WindowView()
+        self.store = WatchlistStore()
+        self.clock = StreamClock()
+
+    # --- input ---------------------------------------------------------------
+
+    def apply_window(self, window: OperationWindow, learnt_s: float) -> Retirement | None:
+        """Apply a valid window read at ``learnt_s``; its retirement, if it causes one."""
+        self.store.note_update(window.watchlist_id, window.updated_at_ms)
+        retirement = self.windows.apply(window)
+        if retirement is not None:
+            self.store.retire(retirement, learnt_s)
+        return retirement
+
+    def apply_entry(self, key: str, record: Mapping[str, Any] | None, learnt_s: float) -> None:
+        """Apply an lfr.watchlist record (``None``: tombstone) read at ``learnt_s``."""
+        self.store.apply_entry(key, record, learnt_s)
+
+    def observe(self, high_water: Mapping[str, int]) -> None:
+        """The newest ``captured_at`` per site of a batch whose outputs are acknowledged."""
+        self.clock.advance(high_water)
+
+    def sweep(self, now_s: float, owns: Owns | None) -> list[str]:
+        """Delete what is due; the keys deleted by retirements.
+
+        ``owns`` None: the worker's partitions are unknown, only the grace applies.
+        """
+
+        def due(watchlist_id: str, at_ms: int | None, learnt_s: float) -> bool:
+            times = None
+            if owns is not None:
+                sites = self.windows.sites_of(watchlist_id)
+                times = [self.clock.at(s) for s in sorted(sites) if owns(s)]
+            return self.policy.due(at_ms=at_ms, learnt_s=learnt_s, now_s=now_s, site_times=times)
+
+        return self.store.sweep(due)
+
+    # --- queries ---------------------------------------------------------------
+
+    def windows_of(self, site_id: str) -> list[OperationWindow]:
+        """Every window of a site, for gating."""
+        return self.windows.windows_of(site_id)
+
+    def snapshot(self, watchlist_id: str) -> WatchlistSnapshot | None:
+        """The watchlist's snapshot (``None`` when none of it is held)."""
+        return self.store.snapshot(watchlist_id)
+
+    def is_deleted(self, watchlist_id: str) -> bool:
+        """True when the watchlist was retired and has been physically deleted."""
+        return self.store.is_deleted(watchlist_id)

@@ -1,0 +1,98 @@
+"""An immutable view of one watchlist for one batch: the matrix the matcher multiplies.
+
+Each row carries the event time from which it no longer matches (its
+removal; ``NEVER`` when it was not removed), so a detection is matched
+against the watchlist as it stood when the face was captured, whenever the
+removal was read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+NEVER = np.iinfo(np.int64).max
+"""``removed_at_ms`` of a row that was not removed."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchlistSnapshot:
+    """One watchlist at one version, rows sorted by subject id (ties go to the lowest)."""
+
+    watchlist_id: str
+    version: int
+    template_model: str | None
+    dimension: int | None
+    matrix: np.ndarray  # (n, dimension) float32, L2-normalised rows
+    subject_ids: tuple[str, ...]
+    categories: tuple[str, ...]
+    wanted_since_ms: tuple[int, ...]
+    removed_at_ms: np.ndarray  # (n,) int64, NEVER when the row was not removed
+    changes_ms: np.ndarray  # sorted distinct instants of every change to the rows held
+
+    def __len__(self) -> int:
+        return len(self.subject_ids)
+
+    @property
+    def has_removals(self) -> bool:
+        """True when some row stops matching at some event time."""
+        return bool(len(self) and (self.removed_at_ms < NEVER).any())
+
+    def valid_at(self, captured_at_ms: np.ndarray) -> np.ndarray:
+        """(m, n) bool: row j may match a face captured at ``captured_at_ms[i]``."""
+        return np.asarray(captured_at_ms, dtype=np.int64)[:, None] < self.removed_at_ms[None, :]
+
+    def version_at(self, captured_at_ms: int) -> int:
+        """The version that applied at event time ``captured_at_ms``.
+
+        The newest change held that is not after it, so an alert carries the
+        same version in a replay as live; :attr:`version` if none is.
+        """
+        index = int(np.searchsorted(self.changes_ms, captured_at_ms, side="right"))
+        return int(self.changes_ms[index - 1]) if index else self.version
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm in float32 (zero rows stay zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+def build_snapshot(
+    watchlist_id: str,
+    version: int,
+    subject_ids: Sequence[str],
+    templates: Sequence[np.ndarray],
+    categories: Sequence[str],
+    wanted_since_ms: Sequence[int],
+    models: Sequence[str],
+    updated_at_ms: Sequence[int],
+    removed_at_ms: Sequence[int | None],
+) -> WatchlistSnapshot:
+    """A snapshot of rows given in subject-id order (parallel sequences)."""
+    if templates:
+        matrix = np.ascontiguousarray(np.stack(templates), dtype=np.float32)
+        dimension: int | None = int(matrix.shape[1])
+        model: str | None = models[0]
+    else:
+        matrix = np.zeros((0, 0), dtype=np.float32)
+        dimension, model = None, None
+    removed = np.array([NEVER if r is None else r for r in removed_at_ms], dtype=np.int64)
+    changes = np.unique(
+        np.concatenate([np.asarray(updated_at_ms, dtype=np.int64), removed[removed < NEVER]])
+    )
+    return WatchlistSnapshot(
+        watchlist_id=watchlist_id,
+        version=version,
+        template_model=model,
+        dimension=dimension,
+        matrix=matrix,
+        subject_ids=tuple(subject_ids),
+        categories=tuple(categories),
+        wanted_since_ms=tuple(wanted_since_ms),
+        removed_at_ms=removed,
+        changes_ms=changes,
+    )
