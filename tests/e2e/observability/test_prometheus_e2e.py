@@ -224,7 +224,7 @@ def test_dashboards_and_alerts_on_a_real_prometheus(
         missing[:] = [q for q in missing if not prometheus.has_data(substitute(q.expr), started)]
         return not missing
 
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 120
     while not all_panels_have_data() and time.monotonic() < deadline:
         time.sleep(2)
     assert not missing, (
