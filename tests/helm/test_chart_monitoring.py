@@ -56,6 +56,9 @@ groups:
 def test_dashboards_and_rules_render_from_the_chart_files(
     helm: Helm, chart_copy: Path, tmp_path: Path
 ) -> None:
+    # only the samples below: the dashboards the chart ships are checked elsewhere
+    for shipped in (chart_copy / "files/dashboards").glob("*.json"):
+        shipped.unlink()
     for name in ("lfr_overview.json", "lfr-sink.json"):
         (chart_copy / "files/dashboards" / name).write_text(json.dumps(DASHBOARD, indent=2))
     (chart_copy / "files/prometheus/rules.yml").write_text(RULES)
