@@ -180,6 +180,13 @@ def test_ended_deployment_drops_and_purges_its_watchlist(harness: WorkerHarness)
     ended = window_record(status="ENDED", updated_at=T0 + timedelta(hours=2, minutes=1))
     h.send(s.topic_operations, "S1", "OperationWindow", ended)
     h.flush()
+    # still held: this worker's detections at S1 have not passed the end yet
+    wait_metric(h, "lfr_operation_windows_active", 0)
+    assert metric(h, "lfr_watchlist_entries") == 5
+    # a detection after the end moves the stream time past it: deleted, then purged
+    after = detection("after", unit(999, DIM), captured_at=T0 + timedelta(hours=2, minutes=5))
+    h.send(s.topic_detections, "S1", "DetectionEvent", after)
+    h.flush()
     wait_metric(h, "lfr_watchlist_entries", 0)
     wait_metric(h, "lfr_watchlists", 0)
     deadline = time.monotonic() + 30
@@ -189,6 +196,42 @@ def test_ended_deployment_drops_and_purges_its_watchlist(harness: WorkerHarness)
             break
         time.sleep(0.5)
     assert tombstones == {f"W1:p{i}".encode() for i in range(5)}
+
+
+def test_replay_after_the_end_matches_as_live_then_deletes(harness: WorkerHarness) -> None:
+    """The whole deployment is on the topics before the worker starts (catch-up).
+
+    The broadcast service reads the ENDED window, the REMOVEs and the
+    tombstones long before the detections agent reaches the deployment's
+    detections; every in-window match must still alert.
+    """
+    h, s = harness, harness.settings
+    vecs = publish_setup(h, 4)
+    sent = [
+        detection(f"m{i}", vecs[i], captured_at=T0 + timedelta(minutes=10 + i)) for i in range(4)
+    ]
+    sent.append(detection("n0", unit(999, DIM)))
+    for record in sent:
+        h.send(s.topic_detections, "S1", "DetectionEvent", record)
+    ended = window_record(status="ENDED", updated_at=T0 + timedelta(hours=2, minutes=2))
+    h.send(s.topic_operations, "S1", "OperationWindow", ended)
+    removed = T0 + timedelta(hours=2, minutes=30)
+    for i in range(4):
+        entry = watchlist_record(f"p{i}", None, updated_at=removed)
+        h.send(s.topic_watchlist, f"W1:p{i}", "WatchlistEntry", entry)
+        h.send(s.topic_watchlist, f"W1:p{i}", None, None)
+    after = detection("after", unit(998, DIM), captured_at=removed + timedelta(minutes=1))
+    h.send(s.topic_detections, "S1", "DetectionEvent", after)
+    h.flush()
+    h.start_worker()
+    h.wait_ready()
+    alerts = h.wait_for(s.topic_alerts, "Alert", lambda r: len(r) >= 4)
+    assert {a["alert_id"] for a in alerts} == {alert_id(f"m{i}", "W1", f"p{i}") for i in range(4)}
+    scans = h.wait_for(s.topic_scans, "Scan", lambda r: len(r) >= 5)
+    assert sorted(x["event_id"] for x in scans) == ["m0", "m1", "m2", "m3", "n0"]
+    # "after" moved this worker's stream time past the end and the removals
+    wait_metric(h, "lfr_watchlist_entries", 0)
+    assert metric(h, "lfr_detections_unmatched_retired_total") == 0
 
 
 def test_purge_command_tombstones_a_deployments_watchlist(harness: WorkerHarness) -> None:
