@@ -66,9 +66,11 @@ class PartitionBuffer:
     size: int
     sealed: list[Batch] = field(default_factory=list)
     open: Batch | None = None
+    next_offset: int | None = None
 
     def add(self, message: Message, now: float) -> None:
         """Append a message; seal the open batch when the offset crosses its boundary."""
+        self.next_offset = message.offset + 1
         index = batch_index(message.offset, self.size)
         if self.open is not None and self.open.index != index:
             self.seal()

@@ -13,9 +13,10 @@ window, see :mod:`sinks.batching`):
 
 A crash anywhere before 4 redelivers the batch; ReplacingMergeTree on
 natural ids (and the token, where supported) makes the second insert
-harmless. While ClickHouse is unavailable the batch is retried with backoff
-and its partition paused, so memory holds at most about two batches per
-partition.
+harmless. While ClickHouse is unavailable the batch is retried with
+exponential backoff and the consumer is not polled, so memory holds only what
+was already fetched (one poll of at most ``batch_size`` records plus the open
+batches).
 """
 
 from __future__ import annotations
@@ -211,7 +212,8 @@ class Sink:
         self.writer = BatchWriter(db, settings.clickhouse_database, self.routes,
                                   biometric_topics(settings))  # fmt: skip
         self.buffers: dict[Any, PartitionBuffer] = {}
-        self.paused: set[Any] = set()
+        self._backoff_until = 0.0
+        self._failures = 0
         self.dirty_days: set[str] = set()
         self._last_rollup = time.monotonic()
         self._last_retention = time.monotonic()
@@ -222,8 +224,6 @@ class Sink:
         """Forget uncommitted batches of lost partitions: their new owner re-reads them."""
         for tp in revoked:
             self.buffers.pop(tp, None)
-            self.paused.discard(tp)
-        metrics.PAUSED_PARTITIONS.set(len(self.paused))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         """Nothing to do: consumption resumes at the committed offsets."""
@@ -249,11 +249,18 @@ class Sink:
         self.subscribe()
         log.info("sink: %s -> %s", sorted(self.routes), self.settings.clickhouse_database)
         while not stop.is_set():
-            self.step()
+            self.step(stop)
         self._maybe_rollup(force=True)
 
-    def step(self) -> None:
-        """One poll, then every batch that is due."""
+    def step(self, stop: threading.Event | None = None) -> None:
+        """One poll, then every batch that is due; during a backoff, wait without polling."""
+        now = time.monotonic()
+        if now < self._backoff_until:
+            # consumption is paused simply by not polling: nothing more is held in memory.
+            # Past max.poll.interval.ms the group moves on and uncommitted batches are
+            # re-read from the committed offsets, which is exactly as safe.
+            (stop or threading.Event()).wait(min(self._backoff_until - now, 0.5))
+            return
         polled = self.consumer.poll(
             timeout_ms=self.options.poll_timeout_ms, max_records=self.options.batch_size
         )
@@ -270,39 +277,33 @@ class Sink:
                 high = self.consumer.highwater(tp)
                 caught_up = high is not None and buffer.open.last + 1 >= high
                 buffer.seal_if_due(now, self.options.linger_s, caught_up)
-            self._flush(tp, buffer, now)
+            if not self._flush(tp, buffer, now):
+                return
         self._update_lag()
         self._maybe_rollup()
         self._maybe_retention()
 
-    def _flush(self, tp: Any, buffer: PartitionBuffer, now: float) -> None:
+    def _flush(self, tp: Any, buffer: PartitionBuffer, now: float) -> bool:
+        """Write the partition's sealed batches in order; False when a backoff began."""
         while buffer.sealed:
             batch = buffer.sealed[0]
-            if batch.retry_at > now:
-                break
             try:
                 self._write_and_commit(tp, batch)
             except (ClickHouseUnavailable, KafkaError) as exc:
                 batch.attempts += 1
-                delay = min(self.options.max_backoff_s, 0.2 * 2 ** min(batch.attempts, 10))
-                batch.retry_at = now + delay
-                if tp not in self.paused:
-                    self.consumer.pause(tp)
-                    self.paused.add(tp)
-                    metrics.PAUSED_PARTITIONS.set(len(self.paused))
-                log.warning("batch %s not written (attempt %d, retry in %.1fs): %s",
+                self._failures += 1
+                delay = min(self.options.max_backoff_s, 0.2 * 2 ** min(self._failures, 10))
+                self._backoff_until = now + delay
+                metrics.PAUSED_PARTITIONS.set(len(self.buffers))
+                log.warning("batch %s not written (attempt %d), consumption paused %.1fs: %s",
                             batch.token, batch.attempts, delay, exc)  # fmt: skip
-                return
+                return False
             buffer.sealed.pop(0)
-        # bounded memory: a partition holding two batches' worth waits
-        if buffer.buffered() >= 2 * self.options.batch_size:
-            if tp not in self.paused:
-                self.consumer.pause(tp)
-                self.paused.add(tp)
-        elif tp in self.paused:
-            self.consumer.resume(tp)
-            self.paused.discard(tp)
-        metrics.PAUSED_PARTITIONS.set(len(self.paused))
+            if self._failures:
+                log.info("writing again after %d failed attempts", self._failures)
+                self._failures = 0
+                metrics.PAUSED_PARTITIONS.set(0)
+        return True
 
     def _write_and_commit(self, tp: Any, batch: Batch) -> None:
         from kafka.structs import OffsetAndMetadata
@@ -330,18 +331,11 @@ class Sink:
         )
 
     def _update_lag(self) -> None:
+        # from the offsets seen, never consumer.position(): that can block on a paused partition
         for tp, buffer in self.buffers.items():
             high = self.consumer.highwater(tp)
-            if high is None:
-                continue
-            position = (buffer.open.last + 1) if buffer.open else None
-            if position is None:
-                try:
-                    position = self.consumer.position(tp)
-                except KafkaError:
-                    continue
-            if position is not None:
-                lag = max(0, high - position)
+            if high is not None and buffer.next_offset is not None:
+                lag = max(0, high - buffer.next_offset)
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
 
     def _maybe_rollup(self, force: bool = False) -> None:
