@@ -77,6 +77,18 @@ class Settings(BaseSettings):
     clickhouse_user: str = Field("default", description="User the sink and migrator log in as.")
     clickhouse_password: SecretStr = Field(SecretStr(""), description="Password of that user.")
     clickhouse_secure: bool = Field(False, description="Use TLS to ClickHouse.")
+    clickhouse_ingest_user: str | None = Field(
+        None, description="Insert-only user the sink writes as (unset: LFR_CLICKHOUSE_USER)."
+    )
+    clickhouse_ingest_password: SecretStr = Field(
+        SecretStr(""), description="Password of the ingest user (secret)."
+    )
+    clickhouse_analyst_user: str | None = Field(
+        None, description="Read-only user `lfr report` reads as (unset: LFR_CLICKHOUSE_USER)."
+    )
+    clickhouse_analyst_password: SecretStr = Field(
+        SecretStr(""), description="Password of the analyst user (secret)."
+    )
 
     # --- processes -------------------------------------------------------
     app_id: str = Field("lfr-stream", description="Faust app id = the worker's consumer group.")
@@ -191,14 +203,26 @@ class Settings(BaseSettings):
             config["ssl_keyfile"] = str(self.kafka_ssl_keyfile)
         return config
 
-    def clickhouse_config(self) -> dict[str, object]:
-        """Keyword arguments for ``clickhouse_driver.Client``."""
+    def clickhouse_config(
+        self, role: Literal["admin", "ingest", "analyst"] = "admin"
+    ) -> dict[str, object]:
+        """Keyword arguments for ``clickhouse_driver.Client`` as the user of ``role``.
+
+        ``admin`` (LFR_CLICKHOUSE_USER) migrates, rolls up and drops partitions;
+        ``ingest`` only inserts; ``analyst`` only reads. A role without its own
+        user falls back to the admin login.
+        """
+        user, password = self.clickhouse_user, self.clickhouse_password
+        if role == "ingest" and self.clickhouse_ingest_user:
+            user, password = self.clickhouse_ingest_user, self.clickhouse_ingest_password
+        if role == "analyst" and self.clickhouse_analyst_user:
+            user, password = self.clickhouse_analyst_user, self.clickhouse_analyst_password
         return {
             "host": self.clickhouse_host,
             "port": self.clickhouse_port,
             "database": self.clickhouse_database,
-            "user": self.clickhouse_user,
-            "password": self.clickhouse_password.get_secret_value(),
+            "user": user,
+            "password": password.get_secret_value(),
             "secure": self.clickhouse_secure,
         }
 
