@@ -32,8 +32,10 @@ CHART_MANAGED = {
 LOCAL_STACK_ONLY = frozenset({"stack", "kafka_controller_port", "prometheus_port"})
 # Defaults that differ on purpose: loopback is the local stack, not a cluster.
 CHART_DEFAULT_OVERRIDES = {"kafka_bootstrap": "kafka:9092", "clickhouse_host": "clickhouse"}
-# Settings the hook jobs (topics, migrations) do not get: least privilege.
-NOT_FOR_HOOKS = frozenset({"pseudonym_key"})
+# Settings the hook jobs (topics, migrations as the admin user) do not get: least privilege.
+NOT_FOR_HOOKS = frozenset(
+    {"pseudonym_key", "clickhouse_ingest_password", "clickhouse_analyst_password"}
+)
 
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 SCHEMA = yaml.safe_load((CHART / "values.schema.json").read_text())

@@ -70,6 +70,37 @@ def test_existing_secret_is_used_and_none_created(scenarios: dict[str, Rendered]
     assert env["LFR_PSEUDONYM_KEY"]["valueFrom"]["secretKeyRef"]["optional"] is False
 
 
+def test_clickhouse_role_passwords_from_the_existing_secret(scenarios: dict[str, Rendered]) -> None:
+    production = scenarios["production"]
+    keys = _ci_values("production")["secrets"]["existingSecretKeys"]
+    sink = production.one("Deployment", "-sink")
+    env = {e["name"]: e for e in pod_spec(sink)["containers"][0]["env"]}
+    for setting, key in (
+        ("LFR_CLICKHOUSE_INGEST_PASSWORD", "clickhouseIngestPassword"),
+        ("LFR_CLICKHOUSE_ANALYST_PASSWORD", "clickhouseAnalystPassword"),
+    ):
+        # production names both users, so a Secret without their passwords must not start
+        assert env[setting]["valueFrom"]["secretKeyRef"] == {
+            "name": "lfr-stream-credentials",
+            "key": keys[key],
+            "optional": False,
+        }
+    config = production.one("ConfigMap", "-stream-config")["data"]
+    assert config["LFR_CLICKHOUSE_INGEST_USER"] == "lfr_ingest"
+    assert "LFR_CLICKHOUSE_INGEST_PASSWORD" not in config
+    for job in production.of_kind("Job"):
+        names = {e["name"] for e in pod_spec(job)["containers"][0].get("env", [])}
+        assert not names & {"LFR_CLICKHOUSE_INGEST_PASSWORD", "LFR_CLICKHOUSE_ANALYST_PASSWORD"}
+
+
+def test_clickhouse_role_passwords_optional_without_their_users(render: Render) -> None:
+    rendered = render({"secrets": {"existingSecret": "creds"}})
+    sink = rendered.one("Deployment", "-sink")
+    env = {e["name"]: e for e in pod_spec(sink)["containers"][0]["env"]}
+    for setting in ("LFR_CLICKHOUSE_INGEST_PASSWORD", "LFR_CLICKHOUSE_ANALYST_PASSWORD"):
+        assert env[setting]["valueFrom"]["secretKeyRef"]["optional"] is True
+
+
 # --- replicas and scaling --------------------------------------------------------
 
 

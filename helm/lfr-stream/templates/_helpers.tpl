@@ -139,11 +139,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{/* Secret settings: value name -> env var, (dict "hook" bool). The hook jobs
-     create topics and tables only, so they never get the pseudonym key. */}}
+     create topics and tables only (as the admin user), so they never get the
+     pseudonym key nor the ingest and analyst passwords. */}}
 {{- define "lfr-stream.secretSettings" -}}
 kafkaSaslPassword: LFR_KAFKA_SASL_PASSWORD
 clickhousePassword: LFR_CLICKHOUSE_PASSWORD
 {{- if not .hook }}
+clickhouseIngestPassword: LFR_CLICKHOUSE_INGEST_PASSWORD
+clickhouseAnalystPassword: LFR_CLICKHOUSE_ANALYST_PASSWORD
 pseudonymKey: LFR_PSEUDONYM_KEY
 {{- end }}
 {{- end }}
@@ -221,8 +224,11 @@ pseudonymKey: LFR_PSEUDONYM_KEY
     secretKeyRef:
       name: {{ $secretName }}
       key: {{ index $ctx.Values.secrets.existingSecretKeys $key }}
-      {{- /* Only the pseudonym key, and the SASL password under SASL, are required. */}}
-      optional: {{ not (or (eq $key "pseudonymKey") (and $sasl (eq $key "kafkaSaslPassword"))) }}
+      {{- /* Required: the pseudonym key, the SASL password under SASL, and the
+             password of an ingest or analyst user that is set. */}}
+      {{- $ingest := and $ctx.Values.config.clickhouseIngestUser (eq $key "clickhouseIngestPassword") }}
+      {{- $analyst := and $ctx.Values.config.clickhouseAnalystUser (eq $key "clickhouseAnalystPassword") }}
+      optional: {{ not (or (eq $key "pseudonymKey") (and $sasl (eq $key "kafkaSaslPassword")) $ingest $analyst) }}
 {{- else if index $ctx.Values.secrets $key }}
 - name: {{ $env }}
   valueFrom:
