@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from streams.errors import LfrError
-from streams.kafka_lag import group_lag
+from streams.kafka_lag import LagProbe
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -113,13 +113,19 @@ class Pipeline:
             time.sleep(0.5)
         raise PipelineError(f"{name} not ready after {timeout_s:.0f}s; see {self.log_file(name)}")
 
-    def lag(self) -> int:
+    def lag(self, probe: LagProbe | None = None) -> int:
         """Records the worker and the sink have still to commit, summed."""
         s = self.settings
-        worker = group_lag(s, s.app_id, [s.topic_detections, s.topic_operations,
-                                         s.topic_adjudications])  # fmt: skip
-        sink = group_lag(s, sink_group(s), [s.topic_scans, s.topic_alerts, s.topic_outcomes,
-                                           s.topic_operations])  # fmt: skip
+        own = probe is None
+        probe = probe or LagProbe(s)
+        try:
+            inputs = [s.topic_detections, s.topic_operations, s.topic_adjudications]
+            results = [s.topic_scans, s.topic_alerts, s.topic_outcomes, s.topic_operations]
+            worker = probe.group_lag(s.app_id, inputs)
+            sink = probe.group_lag(sink_group(s), results)
+        finally:
+            if own:
+                probe.close()
         return sum(worker.values()) + sum(sink.values())
 
     def wait_caught_up(
@@ -130,12 +136,25 @@ class Pipeline:
     ) -> None:
         """Block until both groups have committed everything, steadily for ``settle_s``."""
         deadline = time.monotonic() + timeout_s
+        probe = LagProbe(self.settings)
+        try:
+            self._wait_zero_lag(probe, deadline, settle_s, on_poll)
+        finally:
+            probe.close()
+
+    def _wait_zero_lag(
+        self,
+        probe: LagProbe,
+        deadline: float,
+        settle_s: float,
+        on_poll: Callable[[int], None] | None,
+    ) -> None:
         zero_since: float | None = None
         while time.monotonic() < deadline:
             for name in ("worker", "sink"):
                 if name in self.procs and not self.running(name):
                     raise PipelineError(f"{name} exited; see {self.log_file(name)}")
-            lag = self.lag()
+            lag = self.lag(probe)
             if on_poll is not None:
                 on_poll(lag)
             now = time.monotonic()
@@ -146,4 +165,4 @@ class Pipeline:
             else:
                 zero_since = None
             time.sleep(1.0)
-        raise PipelineError(f"the pipeline did not catch up within {timeout_s:.0f}s")
+        raise PipelineError("the pipeline did not catch up in time; see the worker and sink logs")
