@@ -19,7 +19,7 @@ def batch_index(offset: int, size: int) -> int:
     return offset // size
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     """One consumed record, kept raw until its batch is flushed."""
 
@@ -90,6 +90,14 @@ class PartitionBuffer:
         """Seal the open batch when the partition is drained or it waited ``linger_s``."""
         if self.open is not None and (caught_up or now - self.open.opened_at >= linger_s):
             self.seal()
+
+    def first_uncommitted(self) -> int | None:
+        """The first offset not yet written and committed (None before any record)."""
+        if self.sealed:
+            return self.sealed[0].first
+        if self.open is not None:
+            return self.open.first
+        return self.next_offset
 
     def buffered(self) -> int:
         """Messages held in memory for this partition."""

@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from sinks.errors import ClickHouseRejected, ClickHouseUnavailable
 from sinks.features import ServerFeatures, features_for
@@ -102,7 +102,7 @@ class NativeDatabase:
             self._client.disconnect()
             raise ClickHouseUnavailable(f"{type(exc).__name__}: {exc}") from exc
         except ch_errors.ServerException as exc:
-            raise ClickHouseRejected(str(exc).splitlines()[0][:500], exc.code) from exc
+            raise ClickHouseRejected(server_message(exc.code, exc.message), exc.code) from exc
         except ch_errors.Error as exc:
             # client-side serialisation errors: the block does not fit its columns
             self._client.disconnect()
@@ -111,6 +111,13 @@ class NativeDatabase:
             self._client.disconnect()
             raise ClickHouseRejected(f"{type(exc).__name__}: {exc}"[:500], None) from exc
         return list(result) if isinstance(result, list) else []
+
+
+def server_message(code: int | None, message: str) -> str:
+    """One line from a server exception: its code and first line, without the stack trace."""
+    first = (message or "").strip().splitlines()[0] if (message or "").strip() else ""
+    first = first.split(" Stack trace:", 1)[0]
+    return f"Code: {code}. {first}"[:500]
 
 
 def sql_literal(value: Any) -> str:
@@ -189,6 +196,14 @@ class ChdbDatabase:
         self._session.close()
 
 
-def connect(settings: Any, **overrides: Any) -> NativeDatabase:
-    """A :class:`NativeDatabase` from the project's Settings (``overrides`` win)."""
-    return NativeDatabase(**{**settings.clickhouse_config(), **overrides})
+Role = Literal["admin", "ingest", "analyst"]
+
+
+def connect(settings: Any, role: Role = "admin", **overrides: Any) -> NativeDatabase:
+    """A :class:`NativeDatabase` logged in as ``role``'s user (``overrides`` win).
+
+    ``admin`` migrates and drops partitions, ``ingest`` inserts (and runs the
+    rollup's INSERT ... SELECT), ``analyst`` only reads; see docs/analysts.md.
+    The connection opens on the first statement.
+    """
+    return NativeDatabase(**{**settings.clickhouse_config(role), **overrides})

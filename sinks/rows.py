@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sinks.errors import UnmappableRecord
@@ -36,13 +36,17 @@ class TableSpec:
     map_record: Callable[[Mapping[str, Any]], Row]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
 def epoch_ms(value: Any) -> int:
-    """Epoch milliseconds of an aware datetime or an int of milliseconds."""
+    """Epoch milliseconds (floor) of an aware datetime or an int of milliseconds."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise UnmappableRecord("naive datetime")
-        delta = value - datetime(1970, 1, 1, tzinfo=UTC)
-        return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+        # timedelta // timedelta is exact integer arithmetic, in C
+        return (value - _EPOCH) // _ONE_MS
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise UnmappableRecord(f"not an instant: {type(value).__name__}")
@@ -50,27 +54,39 @@ def epoch_ms(value: Any) -> int:
 
 def split_instant(value: Any, field: str) -> tuple[int, int]:
     """``(seconds, milliseconds)`` for a DateTime column pair."""
-    ms = epoch_ms(value)
+    if type(value) is datetime and value.tzinfo is not None:
+        ms = (value - _EPOCH) // _ONE_MS  # the decoder's case, without epoch_ms's checks
+    else:
+        ms = epoch_ms(value)
     seconds, millis = divmod(ms, 1000)
     if not MIN_EPOCH_S <= seconds <= MAX_EPOCH_S:
         raise UnmappableRecord(f"{field} outside ClickHouse DateTime range")
     return seconds, millis
 
 
+def _absent(record: Mapping[str, Any], field: str) -> UnmappableRecord:
+    return UnmappableRecord(f"null {field}" if field in record else f"missing field {field}")
+
+
 def _get(record: Mapping[str, Any], field: str) -> Any:
-    try:
-        value = record[field]
-    except KeyError:
-        raise UnmappableRecord(f"missing field {field}") from None
+    value = record.get(field)
     if value is None:
-        raise UnmappableRecord(f"null {field}")
+        raise _absent(record, field)
     return value
 
 
+# The helpers below run for every field of every row: each does its work in
+# one call, with the type test first (the decoder already gives the Avro types).
+
+
 def _text(record: Mapping[str, Any], field: str, limit: int = MAX_STRING) -> str:
-    value = _get(record, field)
-    if not isinstance(value, str):
-        raise UnmappableRecord(f"{field} is not a string")
+    value = record.get(field)
+    if type(value) is not str:
+        raise (
+            _absent(record, field)
+            if value is None
+            else UnmappableRecord(f"{field} is not a string")
+        )
     if len(value) > limit:
         raise UnmappableRecord(f"{field} longer than {limit} characters")
     return value
@@ -81,12 +97,16 @@ def _opt_text(record: Mapping[str, Any], field: str) -> str | None:
 
 
 def _number(record: Mapping[str, Any], field: str) -> float:
-    value = _get(record, field)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UnmappableRecord(f"{field} is not a number")
+    value = record.get(field)
+    if type(value) is not float:
+        if value is None:
+            raise _absent(record, field)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UnmappableRecord(f"{field} is not a number")
+        value = float(value)
     if not math.isfinite(value):
         raise UnmappableRecord(f"{field} is not finite")
-    return float(value)
+    return value
 
 
 def _opt_number(record: Mapping[str, Any], field: str) -> float | None:
@@ -108,14 +128,18 @@ def _int64(record: Mapping[str, Any], field: str) -> int:
 
 
 def _instant(row: Row, record: Mapping[str, Any], field: str) -> None:
-    row[field], row[field + "_ms"] = split_instant(_get(record, field), field)
+    value = record.get(field)
+    if value is None:
+        raise _absent(record, field)
+    row[field], row[_MS[field]] = split_instant(value, field)
 
 
 def _opt_instant(row: Row, record: Mapping[str, Any], field: str) -> None:
-    if record.get(field) is None:
-        row[field], row[field + "_ms"] = None, None
+    value = record.get(field)
+    if value is None:
+        row[field], row[_MS[field]] = None, None
     else:
-        _instant(row, record, field)
+        row[field], row[_MS[field]] = split_instant(value, field)
 
 
 def _symbol(record: Mapping[str, Any], field: str) -> str:
@@ -223,6 +247,14 @@ def dead_letter_row(record: Mapping[str, Any], partition: int, offset: int) -> R
     }
     _instant(row, record, "failed_at")
     return row
+
+
+# the milliseconds column of every instant column (no string building per row)
+_MS: dict[str, str] = {
+    f: f + "_ms"
+    for f in ("captured_at", "alerted_at", "wanted_since", "located_at", "decided_at",
+              "authorised_at", "starts_at", "ends_at", "updated_at", "failed_at")
+}  # fmt: skip
 
 
 def _with_ms(*fields: str) -> tuple[str, ...]:

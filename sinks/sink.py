@@ -27,14 +27,15 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from kafka.errors import KafkaError
 
 from schemas.codec import decode, encode
-from schemas.deadletter import biometric_topics, dead_letter
+from schemas.deadletter import biometric_topics, dead_letter, reasons
 from schemas.errors import SchemaError
 from sinks import metrics
 from sinks.batching import Batch, Message, PartitionBuffer, bisect
@@ -100,26 +101,48 @@ class SinkOptions:
     retention_interval_s: float = 3600.0
     person_days: int = 31
     scan_days: int = 90
+    # Kafka fetch sizes: a fetch of many small records is what keeps the sink near the
+    # speed of a raw insert; fetch_max_bytes bounds one fetch response (so memory)
+    fetch_max_bytes: int = 32 * 1024 * 1024
+    max_partition_fetch_bytes: int = 8 * 1024 * 1024
     # fault injection for the crash tests: SIGKILL this process after the
     # N-th insert, before its dead letters and offsets are committed (0 = off)
     kill_after_inserts: int = 0
 
 
+def consumer_config(options: SinkOptions) -> dict[str, Any]:
+    """kafka-python consumer options of the sink (besides security and the group)."""
+    return {
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_records": options.batch_size,
+        "fetch_max_bytes": options.fetch_max_bytes,
+        "max_partition_fetch_bytes": options.max_partition_fetch_bytes,
+    }
+
+
 @dataclass
 class BatchOutcome:
-    """What writing one batch did."""
+    """What writing one batch did.
+
+    ``timestamps_ms`` are the Kafka record timestamps and ``captured_ms`` the
+    captured_at instants (tables that have one) of the rows inserted.
+    """
 
     inserted: int
     dead: list[dict[str, Any]]
     skipped: int
     days: set[str]
+    timestamps_ms: list[int] = field(default_factory=list)
+    captured_ms: list[int] = field(default_factory=list)
 
 
-def _day_of(row: Row) -> str | None:
-    seconds = row.get("captured_at")
-    if isinstance(seconds, int):
-        return datetime.fromtimestamp(seconds, UTC).date().isoformat()
-    return None
+def days_of(seconds: list[int]) -> set[str]:
+    """The UTC dates (ISO) of epoch seconds."""
+    return {
+        datetime.fromtimestamp(day * 86_400, UTC).date().isoformat()
+        for day in {s // 86_400 for s in seconds}
+    }
 
 
 class BatchWriter:
@@ -133,12 +156,13 @@ class BatchWriter:
         self.biometric = biometric
 
     def _dead(self, batch: Batch, message: Message, error: BaseException) -> dict[str, Any]:
-        metrics.DEAD_LETTERS.labels(getattr(error, "reason", "other")).inc()
-        return dead_letter(
+        letter = dead_letter(
             topic=batch.topic, partition=batch.partition, offset=message.offset,
             key=message.key, payload=message.value, error=error, stage=STAGE,
             biometric=self.biometric,
         )  # fmt: skip
+        metrics.DEAD_LETTERS.labels(letter["reason"]).inc()
+        return letter
 
     def write(self, batch: Batch) -> BatchOutcome:
         """Insert the batch's rows; the dead letters it produced (to be sent by the caller)."""
@@ -146,13 +170,14 @@ class BatchWriter:
         rows: list[tuple[Message, Row]] = []
         dead: list[dict[str, Any]] = []
         skipped = 0
+        name, map_row, partition = route.record, route.map_row, batch.partition
         for message in batch.messages:
-            if message.value is None:
+            value = message.value
+            if value is None:
                 skipped += 1  # a tombstone of a compacted topic: nothing to store
                 continue
             try:
-                record = decode(route.record, message.value)
-                rows.append((message, route.map_row(record, batch.partition, message.offset)))
+                rows.append((message, map_row(decode(name, value), partition, message.offset)))
             except (SchemaError, UnmappableRecord) as exc:
                 if route.is_dead_letter_topic:
                     # never dead-letter a dead letter: that could loop forever
@@ -169,9 +194,17 @@ class BatchWriter:
                 skipped += 1
             else:
                 dead.append(self._dead(batch, message, rejection))
-        inserted = len(rows) - len(rejected)
-        days = {d for _, row in rows if (d := _day_of(row)) is not None}
-        return BatchOutcome(inserted, dead, skipped, days)
+        if rejected:
+            refused = {id(message) for message, _ in rejected}
+            rows = [pair for pair in rows if id(pair[0]) not in refused]
+        outcome = BatchOutcome(len(rows), dead, skipped, set())
+        outcome.timestamps_ms = [m.timestamp_ms for m, _ in rows]
+        if "captured_at" in route.columns:
+            seconds = [r["captured_at"] for _, r in rows]
+            outcome.days = days_of(seconds)
+            outcome.captured_ms = [s * 1000 + r["captured_at_ms"] for s, (_, r) in
+                                   zip(seconds, rows, strict=True)]  # fmt: skip
+        return outcome
 
     def _insert(
         self, route: Route, rows: list[tuple[Message, Row]], token: str
@@ -198,14 +231,30 @@ class BatchWriter:
         return []
 
 
+def observe_committed(table: str, outcome: BatchOutcome, now_s: float) -> None:
+    """Per-row latency (Kafka timestamp -> committed) and event age (captured_at -> now)."""
+    now_ms = now_s * 1000
+    stamps = np.asarray(outcome.timestamps_ms, dtype=np.float64)
+    stamps = stamps[stamps >= 0]  # -1: a record without a timestamp (old message format)
+    # a clock ahead of ours must not give a negative latency
+    metrics.COMMIT_LATENCY.labels(table).observe_many(np.maximum(0.0, now_ms - stamps) / 1000)
+    if outcome.captured_ms:
+        captured = np.asarray(outcome.captured_ms, dtype=np.float64)
+        metrics.EVENT_AGE.labels(table).observe_many(np.maximum(0.0, now_ms - captured) / 1000)
+
+
 class Sink:
     """The consume -> insert -> dead-letter -> commit loop."""
 
     def __init__(self, settings: Settings, db: Database, consumer: Any, producer: Any,
-                 options: SinkOptions | None = None) -> None:  # fmt: skip
+                 options: SinkOptions | None = None,
+                 retention_db: Database | None = None) -> None:  # fmt: skip
+        """``db`` inserts and rolls up (the ingest user suffices); ``retention_db``
+        drops partitions, which needs DDL rights (the admin user; default ``db``)."""
         self.settings = settings
         self.options = options or SinkOptions()
         self.db = db
+        self.retention_db = retention_db if retention_db is not None else db
         self.consumer = consumer
         self.producer = producer
         self.routes = routes_for(settings)
@@ -218,12 +267,22 @@ class Sink:
         self._last_rollup = time.monotonic()
         self._last_retention = time.monotonic()
         self._inserts = 0
+        metrics.initialise(
+            topics=self.routes,
+            tables=[r.table for r in self.routes.values()],
+            aged_tables=[r.table for r in self.routes.values() if "captured_at" in r.columns],
+            reasons=reasons(),
+        )
 
     # --- rebalance listener (kafka-python calls these inside poll) -----------
     def on_partitions_revoked(self, revoked: Any) -> None:
         """Forget uncommitted batches of lost partitions: their new owner re-reads them."""
         for tp in revoked:
             self.buffers.pop(tp, None)
+            try:
+                metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
+            except KeyError:
+                pass  # never reported: no record seen since it was assigned
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         """Nothing to do: consumption resumes at the committed offsets."""
@@ -259,6 +318,7 @@ class Sink:
             # consumption is paused simply by not polling: nothing more is held in memory.
             # Past max.poll.interval.ms the group moves on and uncommitted batches are
             # re-read from the committed offsets, which is exactly as safe.
+            self._update_lag()
             (stop or threading.Event()).wait(min(self._backoff_until - now, 0.5))
             return
         polled = self.consumer.poll(
@@ -325,18 +385,17 @@ class Sink:
         metrics.RECORDS.labels(batch.topic, "inserted").inc(outcome.inserted)
         metrics.RECORDS.labels(batch.topic, "dead_lettered").inc(len(outcome.dead))
         metrics.RECORDS.labels(batch.topic, "skipped").inc(outcome.skipped)
-        wall = time.time()
-        metrics.COMMIT_LATENCY.labels(self.routes[batch.topic].table).observe(
-            max(0.0, wall - batch.messages[0].timestamp_ms / 1000)
-        )
+        observe_committed(self.routes[batch.topic].table, outcome, time.time())
 
     def _update_lag(self) -> None:
-        # from the offsets seen, never consumer.position(): that can block on a paused partition
+        # From our own bookkeeping and the fetched high watermark, never
+        # consumer.position() or committed(): those are network calls that block
+        # while the broker is away. Buffered but uncommitted records count as lag.
         for tp, buffer in self.buffers.items():
             high = self.consumer.highwater(tp)
-            if high is not None and buffer.next_offset is not None:
-                lag = max(0, high - buffer.next_offset)
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+            pending = buffer.first_uncommitted()
+            if high is not None and pending is not None:
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - pending))
 
     def _maybe_rollup(self, force: bool = False) -> None:
         due = time.monotonic() - self._last_rollup >= self.options.rollup_interval_s
@@ -362,7 +421,8 @@ class Sink:
             return
         self._last_retention = time.monotonic()
         try:
-            result = run_retention(self.db, self.settings.clickhouse_database, datetime.now(UTC),
+            result = run_retention(self.retention_db, self.settings.clickhouse_database,
+                                   datetime.now(UTC),
                                    self.options.person_days, self.options.scan_days)  # fmt: skip
         except (ClickHouseUnavailable, ClickHouseRejected) as exc:
             log.warning("retention failed, will retry: %s", exc)
