@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import logging
 import signal
@@ -10,7 +11,7 @@ import threading
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sinks.db import NativeDatabase, connect
+from sinks.db import NativeDatabase, Role, connect
 from sinks.errors import ClickHouseUnavailable, SinkError
 from sinks.migrate import migrate, wait_for_server
 from sinks.report import (
@@ -83,9 +84,9 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=cmd_report)
 
 
-def _db(settings: Settings, wait_s: float = 0.0, **overrides: Any) -> NativeDatabase:
+def _db(settings: Settings, role: Role, wait_s: float = 0.0, **overrides: Any) -> NativeDatabase:
     try:
-        db = wait_for_server(lambda: connect(settings, **overrides), wait_s)
+        db = wait_for_server(lambda: connect(settings, role, **overrides), wait_s)
     except ClickHouseUnavailable as exc:
         raise CommandError(
             f"ClickHouse at {settings.clickhouse_host}:{settings.clickhouse_port} "
@@ -98,7 +99,7 @@ def _db(settings: Settings, wait_s: float = 0.0, **overrides: Any) -> NativeData
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     """Apply pending migrations."""
     # the project's database may not exist yet: log in to the server's own
-    db = _db(settings, args.wait, database="default")
+    db = _db(settings, "admin", args.wait, database="default")
     result = migrate(db, settings.clickhouse_database)
     print(
         f"ClickHouse {result.server_version}: applied {result.applied or 'none'}, "
@@ -109,22 +110,22 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_rollup(args: argparse.Namespace, settings: Settings) -> int:
     """Recompute aggregates."""
-    result = rollup(_db(settings), settings.clickhouse_database, args.day)
+    result = rollup(_db(settings, "admin"), settings.clickhouse_database, args.day)
     print(json.dumps(result.days))
     return 0
 
 
 def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
     """Drop expired partitions."""
-    result = run_retention(_db(settings), settings.clickhouse_database, datetime.now(UTC),
+    result = run_retention(_db(settings, "admin"), settings.clickhouse_database, datetime.now(UTC),
                            args.person_days, args.scan_days)  # fmt: skip
     print(json.dumps({"dropped": result.dropped, "kept_unrolled": result.kept_unrolled}))
     return 0
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    """Print the report."""
-    db = _db(settings)
+    """Print the report, read as the analyst (read-only) user."""
+    db = _db(settings, "analyst")
     if args.time_to_locate:
         ttl = time_to_locate_report(db, settings.clickhouse_database)
         if args.format == "json":
@@ -177,14 +178,26 @@ def _print_time_to_locate(ttl: dict[str, Any], fmt: str) -> None:
     console.print(f"Median time to locate, FIXED_REMOTE vs VAN: {text} lower")
 
 
+def package_version() -> str:
+    """The installed lfr-stream version ("unknown" when run from a bare checkout)."""
+    try:
+        return importlib.metadata.version("lfr-stream")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     """Run the sink until SIGTERM/SIGINT."""
     from kafka import KafkaConsumer, KafkaProducer
 
-    from sinks.sink import Sink, SinkOptions
+    from sinks import metrics
+    from sinks.sink import Sink, SinkOptions, consumer_config
     from sinks.web import serve
 
-    db = connect(settings)
+    # inserts and the rollup's INSERT ... SELECT need only the ingest user; retention's
+    # partition drops are DDL, which the ingest user may not run, so they log in as admin
+    db = connect(settings, "ingest")
+    admin = connect(settings, "admin") if args.retention_interval > 0 else None
     options = SinkOptions(
         batch_size=args.batch_size, linger_s=args.linger,
         rollup_interval_s=args.rollup_interval, retention_interval_s=args.retention_interval,
@@ -192,25 +205,25 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     )  # fmt: skip
     kafka = settings.kafka_python_config()
     consumer = KafkaConsumer(
-        group_id=args.group or f"{settings.app_id}-sink", enable_auto_commit=False,
-        auto_offset_reset="earliest", max_poll_records=args.batch_size,
-        session_timeout_ms=args.session_timeout_ms, **kafka,
+        group_id=args.group or f"{settings.app_id}-sink",
+        session_timeout_ms=args.session_timeout_ms, **consumer_config(options), **kafka,
     )  # fmt: skip
     producer = KafkaProducer(acks="all", linger_ms=20, **kafka)
 
     def ready() -> bool:
         try:
-            connect(settings).execute("SELECT 1")
+            connect(settings, "ingest").execute("SELECT 1")
         except SinkError:
             return False
         return True
 
+    metrics.publish_build_info(package_version(), settings.app_id)
     server = serve(settings.sink_metrics_port, ready)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        Sink(settings, db, consumer, producer, options).run(stop)
+        Sink(settings, db, consumer, producer, options, retention_db=admin).run(stop)
     finally:
         server.shutdown()
         consumer.close()

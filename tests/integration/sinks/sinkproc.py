@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from schemas.codec import encode
 from sinks.synthetic import SyntheticData
 from streams.settings import Settings
@@ -63,6 +65,14 @@ def sink_env(settings: Settings) -> dict[str, str]:
     for field in ("kafka_bootstrap", "clickhouse_host", "clickhouse_port", "clickhouse_database",
                   "app_id", "sink_metrics_port", *(f"topic_{t}" for t in SINK_TOPICS)):  # fmt: skip
         env[f"LFR_{field.upper()}"] = str(getattr(settings, field))
+    for field in ("clickhouse_user", "clickhouse_password", "clickhouse_ingest_user",
+                  "clickhouse_ingest_password", "clickhouse_analyst_user",
+                  "clickhouse_analyst_password"):  # fmt: skip
+        value = getattr(settings, field)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value:
+            env[f"LFR_{field.upper()}"] = str(value)
     return env
 
 
