@@ -199,10 +199,17 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         async for events in batches(options.max_batch, within=options.batch_within_s):
             # Windows and entries already on the broker are applied before
             # gating: the topics' interleaving must not decide a match.
+            epoch = watchlist.epoch
             await watchlist.sync()
-            await _detections_batch([source_of(e) for e in events])
+            await _detections_batch([source_of(e) for e in events], epoch)
 
-    async def _detections_batch(records: list[SourceRecord]) -> None:
+    def _revoked(_sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
+        watchlist.on_revoked()
+
+    # after Faust waited for the agents to finish their events (mode calls it sync too)
+    app.on_partitions_revoked.connect(_revoked)
+
+    async def _detections_batch(records: list[SourceRecord], epoch: int) -> None:
         metrics.RECORDS_IN.labels(stage="detections").inc(len(records))
         metrics.BATCH_SIZE.observe(len(records))
         started = time.perf_counter()
@@ -238,7 +245,7 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         )
         # Only now may the stream time let watchlists go: the batch's outputs are safe.
         # (the batch's own instants: the site_clock table may be ahead after a crash)
-        watchlist.observe(result.stream_time)
+        watchlist.observe(result.stream_time, epoch)
         _count(result)
 
     install_outcome_agents(app, settings, outputs, codec, table_args, options.adjudication_hold_s)

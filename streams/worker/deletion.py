@@ -10,6 +10,13 @@ has passed since the worker learnt of the end or removal, whichever comes
 first. The wall clock bounds how long a destroyed watchlist lingers; it
 never decides a match inside the grace.
 
+A site whose partition this worker does not own (or not now: start-up,
+rebalance) never counts as passed: a rebalance can hand the partition over
+later, behind, and its detections must still find the watchlist. So a list
+used by another worker's sites goes after the grace. For the same reason the
+stream clock is reset whenever partitions are revoked: Faust then re-seeks
+to the committed offsets, and detections already processed come again.
+
 Without an allowed lateness the stream-time rule assumes a site's detections
 arrive roughly in ``captured_at`` order (one partition per site); a
 detection later than that finds its watchlist gone and is counted in
@@ -32,12 +39,21 @@ class StreamClock:
     """
 
     newest: dict[str, int] = field(default_factory=dict)
+    epoch: int = 0
+    """Bumped by :meth:`reset`; a batch started in an older epoch no longer counts."""
 
-    def advance(self, high_water: Mapping[str, int]) -> None:
-        """Take the newest ``captured_at`` per site of a processed batch."""
+    def advance(self, high_water: Mapping[str, int], epoch: int | None = None) -> None:
+        """Take the newest ``captured_at`` per site of a batch started in ``epoch``."""
+        if epoch is not None and epoch != self.epoch:
+            return
         for site_id, at_ms in high_water.items():
             if at_ms > self.newest.get(site_id, at_ms - 1):
                 self.newest[site_id] = at_ms
+
+    def reset(self) -> None:
+        """Forget every site's stream time (partitions revoked: offsets rewind)."""
+        self.newest.clear()
+        self.epoch += 1
 
     def at(self, site_id: str) -> int | None:
         """The site's stream time, ``None`` before its first detection."""
@@ -62,9 +78,10 @@ class DeletionPolicy:
         """Whether something that ended (or was removed) at event time ``at_ms`` may go.
 
         ``at_ms`` None: nothing it belonged to ever covered a detection.
-        ``site_times``: stream time of each owned site using the watchlist,
-        or ``None`` while this worker does not know which partitions it owns
-        (start-up, rebalance): then only the grace applies.
+        ``site_times``: stream time of each site using the watchlist, ``None``
+        for a site this worker does not own; ``site_times`` itself ``None``
+        while the worker does not know which partitions it owns. An unowned
+        site or unknown ownership leaves only the grace.
         """
         if now_s - learnt_s >= self.grace_s:
             return True

@@ -45,9 +45,9 @@ class ReferenceData:
         """Apply an lfr.watchlist record (``None``: tombstone) read at ``learnt_s``."""
         self.store.apply_entry(key, record, learnt_s)
 
-    def observe(self, high_water: Mapping[str, int]) -> None:
-        """The newest ``captured_at`` per site of a batch whose outputs are acknowledged."""
-        self.clock.advance(high_water)
+    def observe(self, high_water: Mapping[str, int], epoch: int | None = None) -> None:
+        """Newest ``captured_at`` per site of an acknowledged batch started in ``epoch``."""
+        self.clock.advance(high_water, epoch)
 
     def sweep(self, now_s: float, owns: Owns | None) -> list[str]:
         """Delete what is due; the keys deleted by retirements.
@@ -59,7 +59,7 @@ class ReferenceData:
             times = None
             if owns is not None:
                 sites = self.windows.sites_of(watchlist_id)
-                times = [self.clock.at(s) for s in sorted(sites) if owns(s)]
+                times = [self.clock.at(s) if owns(s) else None for s in sorted(sites)]
             return self.policy.due(at_ms=at_ms, learnt_s=learnt_s, now_s=now_s, site_times=times)
 
         return self.store.sweep(due)

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 STAGE = "worker.watchlist"
 POLL_MS = 500
+SYNC_LIMIT_S = 30.0
+"""Longest :meth:`WatchlistService.sync` waits before matching goes on (and warns)."""
 
 
 class WatchlistService(Service):
@@ -87,10 +89,15 @@ class WatchlistService(Service):
         await self._ready.wait()
 
     async def sync(self) -> None:
-        """Wait until every record on both topics at call time has been applied."""
+        """Wait until every record on both topics at call time has been applied.
+
+        Bounded by :data:`SYNC_LIMIT_S`: a partition that cannot reach its end
+        offset must not stop the pipeline, so it is logged and matching goes on.
+        """
         assert self._consumer is not None  # noqa: S101  (started in on_start)
         targets = await self._consumer.end_offsets(list(self._targets))
-        while True:
+        deadline = self.clock() + SYNC_LIMIT_S
+        while self.clock() < deadline:
             round_done = self._round
             if await self._reached(targets):
                 return
@@ -98,11 +105,21 @@ class WatchlistService(Service):
                 await asyncio.wait_for(round_done.wait(), timeout=POLL_MS / 1000)
             except TimeoutError:
                 continue
+        log.warning("reference data still behind after %.0f s: matching goes on", SYNC_LIMIT_S)
 
-    def observe(self, high_water: Mapping[str, int]) -> None:
-        """Stream time of a detections batch whose outputs are acknowledged; deletes what is due."""
-        self.reference.observe(high_water)
+    def observe(self, high_water: Mapping[str, int], epoch: int) -> None:
+        """Stream time of an acknowledged batch started in ``epoch``; deletes what is due."""
+        self.reference.observe(high_water, epoch)
         self._sweep()
+
+    @property
+    def epoch(self) -> int:
+        """The stream clock's epoch: read it before processing a batch."""
+        return self.reference.clock.epoch
+
+    def on_revoked(self) -> None:
+        """Partitions revoked: uncommitted detections will come again, forget stream time."""
+        self.reference.clock.reset()
 
     # --- lifecycle ---------------------------------------------------------
 

@@ -146,10 +146,33 @@ def test_deleted_once_the_stream_passes_the_end_at_every_owned_site() -> None:
     assert ref.store.entry_count == 0 and not live.any()
 
 
-def test_the_stream_time_of_a_site_this_worker_does_not_own_does_not_hold_it() -> None:
+def test_a_site_this_worker_does_not_own_leaves_only_the_grace() -> None:
+    # seen on a restart: a partial assignment first, the site's partition 12 s later
     ref = deployed()
-    assert ref.sweep(100.0, owns=lambda site: site != "S1") != []
+    ref.observe({"S1": END_MS + 3600 * MS})
+    assert ref.sweep(100.0, owns=lambda site: site != "S1") == []
+    assert ref.sweep(100.0 + GRACE_S, owns=lambda site: site != "S1") != []
     assert ref.is_deleted("W1")
+
+
+def test_a_list_no_window_names_goes_at_once_when_ownership_is_known() -> None:
+    ref = ReferenceData(DeletionPolicy(grace_s=GRACE_S))
+    ref.apply_entry("W9:a", watchlist_record("a", unit(1), watchlist_id="W9"), 1.0)
+    ref.apply_entry("W9:a", watchlist_record("a", None, watchlist_id="W9", updated_at=T0), 1.0)
+    ref.sweep(1.0, owns=None)
+    assert ref.store.entry_count == 1
+    ref.sweep(1.0, owns_all)
+    assert ref.store.entry_count == 0
+
+
+def test_revoked_partitions_rewind_the_stream_clock() -> None:
+    ref = deployed()
+    started_in = ref.clock.epoch
+    ref.clock.reset()  # partitions revoked while the batch was in flight
+    ref.observe({"S1": END_MS}, started_in)
+    assert ref.sweep(100.0, owns_all) == [] and ref.clock.at("S1") is None
+    ref.observe({"S1": END_MS}, ref.clock.epoch)
+    assert ref.sweep(100.0, owns_all) != []
 
 
 def test_unknown_ownership_leaves_only_the_grace() -> None:
