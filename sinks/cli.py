@@ -15,13 +15,12 @@ from sinks.db import NativeDatabase, Role, connect
 from sinks.errors import ClickHouseUnavailable, SinkError
 from sinks.migrate import migrate, wait_for_server
 from sinks.report import (
-    MET_HEADINGS,
     deployment_report,
     render_csv,
     render_json,
-    table_cells,
     time_to_locate_report,
 )
+from sinks.report_table import render_report, render_time_to_locate
 from sinks.retention import PERSON_DAYS, SCAN_DAYS, run_retention
 from sinks.rollup import rollup
 from streams.errors import CommandError
@@ -140,42 +139,18 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     elif args.format == "csv":
         print(render_csv(rows), end="")
     else:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title="LFR deployments")
-        for _, heading in MET_HEADINGS:
-            table.add_column(heading)
-        for row in rows:
-            table.add_row(*table_cells(row))
-        Console().print(table)
+        print(render_report(rows))
     return 0
 
 
 def _print_time_to_locate(ttl: dict[str, Any], fmt: str) -> None:
-    lines = ["mode,category,located,mean_s,median_s,p90_s"]
-    for r in ttl["by_mode"]:
-        lines.append(f"{r['mode']},ALL,{r['located']},{r['mean_s']},{r['median_s']},{r['p90_s']}")
-    for r in ttl["by_mode_category"]:
-        lines.append(
-            f"{r['mode']},{r['category']},{r['located']},{r['mean_s']},{r['median_s']},{r['p90_s']}"
-        )
-    if fmt == "csv":
-        print("\n".join(lines))
+    if fmt == "table":
+        print(render_time_to_locate(ttl))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="Time to locate (seconds from wanted_since to located_at)")
-    for heading in lines[0].split(","):
-        table.add_column(heading)
-    for line in lines[1:]:
-        table.add_row(*line.split(","))
-    console = Console()
-    console.print(table)
-    reduction = ttl["median_reduction_fixed_vs_van"]
-    text = "n/a" if reduction is None else f"{reduction * 100:.1f}%"
-    console.print(f"Median time to locate, FIXED_REMOTE vs VAN: {text} lower")
+    print("mode,category,located,mean_s,median_s,p90_s")
+    for r in [*ttl["by_mode"], *ttl["by_mode_category"]]:
+        category = r.get("category", "ALL")
+        print(f"{r['mode']},{category},{r['located']},{r['mean_s']},{r['median_s']},{r['p90_s']}")
 
 
 def package_version() -> str:

@@ -213,17 +213,3 @@ def render_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     for row in rows:
         writer.writerow([_cell(row[k]) if row[k] is not None else "" for k in REPORT_KEYS])
     return out.getvalue()
-
-
-def table_cells(row: Mapping[str, Any]) -> list[str]:
-    """One row of the Met table, formatted."""
-    cells = []
-    for key, _ in MET_HEADINGS:
-        value = row[key]
-        if key == "duration_s":
-            cells.append(format_duration(value))
-        elif key == "false_alert_rate":
-            cells.append(f"{value * 100:.4f}%")
-        else:
-            cells.append(_cell(value))
-    return cells

@@ -80,8 +80,16 @@ def publish_scenario(
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Handler of ``lfr demo``."""
-    from streams.localstack import stack
+    from pydantic import SecretStr
 
+    from streams.localstack import stack
+    from streams.localstack.clickhouse import LOCAL_ROLE_LOGINS
+
+    if stack.backend(settings) == "local" and not settings.clickhouse_ingest_user:
+        # the sink writes as the insert-only user, the report reads as the analyst
+        settings = settings.model_copy(update={
+            k: SecretStr(v) if k.endswith("password") else v for k, v in LOCAL_ROLE_LOGINS.items()
+        })  # fmt: skip
     began = time.monotonic()
     print("== starting the local stack")
     for line in stack.up(settings):

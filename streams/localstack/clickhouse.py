@@ -9,6 +9,14 @@ from string import Template
 from streams.localstack.process import StackError
 from streams.localstack.service import DEPLOY_LOCAL, LocalService
 
+# the insert-only and read-only users of deploy/local/clickhouse/users.xml;
+# local development passwords, never used anywhere else
+LOCAL_ROLE_LOGINS = {
+    "clickhouse_ingest_user": "ingest",
+    "clickhouse_ingest_password": "ingest-local-dev",
+    "clickhouse_analyst_user": "analyst",
+    "clickhouse_analyst_password": "analyst-local-dev",
+}
 CONFIG_TEMPLATE = DEPLOY_LOCAL / "clickhouse" / "config.xml"
 USERS_XML = DEPLOY_LOCAL / "clickhouse" / "users.xml"
 
