@@ -116,10 +116,6 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         topic_replication_factor=settings.kafka_replication_factor,
         processing_guarantee="at_least_once",
         producer_acks=-1,
-        # A SIGKILLed worker's partitions move after the session timeout (Faust's
-        # 60 s, twice over for a crash loop, exceeded the watchlist retire grace):
-        # the classic Kafka 10 s; heartbeats run on the loop and a batch takes ms.
-        broker_session_timeout=10.0,
         # A detection is ~1.1 KiB: let one fetch carry several batches.
         consumer_max_fetch_size=8 * 1024 * 1024,
         # Standbys would put other workers' partitions into the same in-memory
@@ -202,12 +198,6 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
             epoch = watchlist.epoch
             await watchlist.sync()
             await _detections_batch([source_of(e) for e in events], epoch)
-
-    def _revoked(_sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
-        watchlist.on_revoked()
-
-    # after Faust waited for the agents to finish their events (mode calls it sync too)
-    app.on_partitions_revoked.connect(_revoked)
 
     async def _detections_batch(records: list[SourceRecord], epoch: int) -> None:
         metrics.RECORDS_IN.labels(stage="detections").inc(len(records))

@@ -10,12 +10,19 @@ has passed since the worker learnt of the end or removal, whichever comes
 first. The wall clock bounds how long a destroyed watchlist lingers; it
 never decides a match inside the grace.
 
+The grace does not run while this worker has no partitions at all (start-up
+waits for the group: after a crash the dead member's session must expire
+first, about two minutes with Faust's defaults), up to ``MAX_PAUSE_S`` in
+all, so an idle worker still frees its memory.
+
 A site whose partition this worker does not own (or not now: start-up,
 rebalance) never counts as passed: a rebalance can hand the partition over
 later, behind, and its detections must still find the watchlist. So a list
-used by another worker's sites goes after the grace. For the same reason the
-stream clock is reset whenever partitions are revoked: Faust then re-seeks
-to the committed offsets, and detections already processed come again.
+used by another worker's sites goes after the grace. (After a revoke Faust
+re-seeks to the committed offsets; a detection processed, acknowledged and
+then redelivered may find its list deleted: its alert was already sent, the
+redelivered Scan says matched=False. :meth:`StreamClock.reset` is meant for
+that, but is not wired to Faust's revoke signal yet.)
 
 Without an allowed lateness the stream-time rule assumes a site's detections
 arrive roughly in ``captured_at`` order (one partition per site); a
@@ -58,6 +65,29 @@ class StreamClock:
     def at(self, site_id: str) -> int | None:
         """The site's stream time, ``None`` before its first detection."""
         return self.newest.get(site_id)
+
+
+MAX_PAUSE_S = 300.0
+"""Longest total time the grace clock stands still for want of an assignment."""
+
+
+@dataclass(slots=True)
+class GraceClock:
+    """Wall clock for the grace that stands still while the worker owns nothing."""
+
+    max_pause_s: float = MAX_PAUSE_S
+    paused_s: float = 0.0
+    since_s: float | None = None
+
+    def now(self, wall_s: float, assigned: bool) -> float:
+        """The grace clock's reading at wall-clock ``wall_s``."""
+        if assigned and self.since_s is not None:
+            self.paused_s += wall_s - self.since_s
+            self.since_s = None
+        elif not assigned and self.since_s is None:
+            self.since_s = wall_s
+        pending = 0.0 if self.since_s is None else wall_s - self.since_s
+        return wall_s - min(self.paused_s + pending, self.max_pause_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from schemas.errors import SchemaError
 from schemas.validation import validate
 from streams.settings import Settings
 from streams.worker import metrics
-from streams.worker.deletion import DeletionPolicy
+from streams.worker.deletion import DeletionPolicy, GraceClock
 from streams.worker.errors import InvalidWindowError, WorkerError
 from streams.worker.kafka_config import aiokafka_config
 from streams.worker.reference import Owns, ReferenceData
@@ -70,6 +70,7 @@ class WatchlistService(Service):
         self.ownership = ownership
         self.clock = clock
         self.reference = ReferenceData(policy)
+        self._grace_clock = GraceClock()
         self._ready = asyncio.Event()
         self._round = asyncio.Event()
         self._targets: dict[TopicPartition, int] = {}
@@ -116,10 +117,6 @@ class WatchlistService(Service):
     def epoch(self) -> int:
         """The stream clock's epoch: read it before processing a batch."""
         return self.reference.clock.epoch
-
-    def on_revoked(self) -> None:
-        """Partitions revoked: uncommitted detections will come again, forget stream time."""
-        self.reference.clock.reset()
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -243,7 +240,9 @@ class WatchlistService(Service):
 
     def _sweep(self) -> None:
         before = self.reference.store.entry_count
-        retired = self.reference.sweep(self.clock(), self.ownership())
+        owns = self.ownership()
+        now = self._grace_clock.now(self.clock(), assigned=owns is not None)
+        retired = self.reference.sweep(now, owns)
         deleted = before - self.reference.store.entry_count
         if deleted:
             log.info("watchlist: %d templates deleted from memory", deleted)

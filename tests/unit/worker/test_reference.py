@@ -250,3 +250,15 @@ def test_gating_reads_every_window_of_the_view_in_any_version_order() -> None:
     (window,) = ref.windows_of("S1")
     assert window.status == "ENDED" and window.covers(T0_MS) and not window.covers(END_MS)
     assert ref.windows.sites_of("W1") == {"S1"}
+
+
+def test_the_grace_clock_stands_still_while_nothing_is_assigned() -> None:
+    from streams.worker.deletion import GraceClock
+
+    clock = GraceClock(max_pause_s=100.0)
+    assert clock.now(10.0, assigned=False) == 10.0
+    assert clock.now(70.0, assigned=False) == 10.0  # waiting for the group
+    assert clock.now(80.0, assigned=True) == 10.0
+    assert clock.now(90.0, assigned=True) == 20.0
+    assert clock.now(200.0, assigned=False) == 130.0
+    assert clock.now(400.0, assigned=False) == 300.0  # total pause capped at 100 s
