@@ -40,6 +40,7 @@ from streams.worker.deletion import DeletionPolicy
 from streams.worker.detections import BatchResult, DetectionContext, process_batch
 from streams.worker.errors import InvalidWindowError, WorkerError
 from streams.worker.faust_io import Outputs, byte_keyed, detections_ownership, source_of
+from streams.worker.fetch_watchdog import FetchWatchdog
 from streams.worker.kafka_config import faust_credentials
 from streams.worker.outcome_agents import install_outcome_agents
 from streams.worker.pseudonym import Pseudonymiser
@@ -99,6 +100,10 @@ class WorkerRuntime:
     def services(self) -> list[Any]:
         """Services to hand to :class:`faust.Worker` next to the app."""
         return [self.watchlist, self.health]
+
+
+# two checks this far apart with nothing moving mean the records are lost to the agent
+WATCHDOG_INTERVAL_S = 10.0
 
 
 def build_worker(settings: Settings, options: WorkerOptions | None = None) -> WorkerRuntime:
@@ -214,12 +219,14 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         for seconds in result.match_seconds:
             metrics.MATCH_BATCH_SECONDS.observe(seconds)
         futures = [
-            await outputs.send(outputs.scans, scan["site_id"], "Scan", scan)
-            for scan in result.scans
+            await outputs.send(outputs.scans, scan["site_id"], "Scan", scan, timestamp_ms)
+            for scan, timestamp_ms in zip(result.scans, result.scan_timestamps_ms, strict=True)
         ]
         futures += [
-            await outputs.send(outputs.alerts, alert["alert_id"], "Alert", alert)
-            for alert, _ in result.alerts
+            await outputs.send(
+                outputs.alerts, alert["alert_id"], "Alert", alert, source.timestamp_ms
+            )
+            for alert, source in result.alerts
         ]
         futures += await outputs.dead_letters("worker.detections", result.dead_letters)
         # One wait per batch: a lost alert crashes the agent before its
@@ -239,6 +246,14 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         _count(result)
 
     install_outcome_agents(app, settings, outputs, codec, table_args, options.adjudication_hold_s)
+    inputs = (settings.topic_detections, settings.topic_operations, settings.topic_adjudications,
+              settings.topic_alerts)  # fmt: skip
+    watchdog = FetchWatchdog(app, inputs)
+
+    @app.timer(interval=WATCHDOG_INTERVAL_S)
+    async def fetch_watchdog() -> None:
+        await watchdog.tick()
+
     return WorkerRuntime(app=app, watchlist=watchlist, health=health)
 
 

@@ -24,6 +24,11 @@ UNMATCHED_RETIRED = Counter(
     "Gated-in detections not matched because their watchlist had already been deleted "
     "from memory (they arrived after the stream-time or wall-clock deletion bound).",
 )
+FETCH_REWINDS = Counter(
+    "lfr_worker_fetch_rewinds_total",
+    "Input partitions sought back because fetched records never reached their agent.",
+    ["topic"],
+)
 MATCHES = Counter("lfr_matches_total", "Gated-in detections compared with a watchlist.")
 ALERTS = Counter("lfr_alerts_total", "Alerts raised.")
 OUTCOMES = Counter("lfr_outcomes_total", "Outcomes (alert + adjudication) produced.")
