@@ -49,6 +49,8 @@ class BatchResult:
     """Everything one batch produces; the agent sends it and updates metrics."""
 
     scans: list[dict[str, Any]] = field(default_factory=list)
+    scan_timestamps_ms: list[int] = field(default_factory=list)
+    """Kafka timestamp of each scan's detection, so the scan carries it on (latency)."""
     alerts: list[tuple[dict[str, Any], SourceRecord]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     gated: Counter[str] = field(default_factory=Counter)
@@ -139,6 +141,7 @@ def _match_group(
         for item in items:
             result.unmatched_retired[(item.event["site_id"], item.window.deployment_id)] += 1
             result.scans.append(build_scan(item.event, item.window, matched=False))
+            result.scan_timestamps_ms.append(item.record.timestamp_ms)
             item.template = b""
         return
     if snapshot is None:
@@ -146,10 +149,12 @@ def _match_group(
         for item in items:
             result.dead_letters.append(reject(item.record, error, STAGE, biometric=True))
             result.scans.append(build_scan(item.event, item.window, matched=False))
+            result.scan_timestamps_ms.append(item.record.timestamp_ms)
         return
     if len(snapshot) == 0:
         for item in items:
             result.scans.append(build_scan(item.event, item.window, matched=False))
+            result.scan_timestamps_ms.append(item.record.timestamp_ms)
         return
     usable = _usable(items, snapshot, result)
     if not usable:
@@ -168,6 +173,7 @@ def _match_group(
         item.template = b""
         match = best[item.window.match_threshold][i]
         result.scans.append(build_scan(item.event, item.window, matched=match is not None))
+        result.scan_timestamps_ms.append(item.record.timestamp_ms)
         if match is None:
             continue
         alert = build_alert(

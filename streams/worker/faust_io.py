@@ -44,16 +44,21 @@ class Outputs:
         self.outcomes = settings.topic_outcomes
         self.dlq = settings.topic_dlq
 
-    async def send(self, topic: str, key: str, name: str, record: Any) -> Awaitable:
+    async def send(
+        self, topic: str, key: str, name: str, record: Any, timestamp_ms: int | None = None
+    ) -> Awaitable:
         """Queue one record; the returned future resolves when the broker has it.
 
         Straight to the app's producer rather than ``Topic.send``: Faust's
         per-message bookkeeping costs more than the whole match, and the
         consumer flushes this same producer before it commits offsets, so
-        at-least-once holds.
+        at-least-once holds. ``timestamp_ms`` (the source record's Kafka
+        timestamp) carries the detection's publish time on to the sink, whose
+        commit latency is then detection published -> row in ClickHouse.
         """
+        timestamp = None if timestamp_ms is None else timestamp_ms / 1000
         future: Awaitable = await self.app.producer.send(
-            topic, key.encode(), self.codec.encode(name, record), None, None, None
+            topic, key.encode(), self.codec.encode(name, record), None, timestamp, None
         )
         return future
 

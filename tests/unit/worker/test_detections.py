@@ -119,3 +119,14 @@ def test_stream_time_is_the_batch_own_not_the_stored_clock() -> None:
     result = process_batch([detection(unit(1), at=at)], context(store_of(2), high_water=ahead))
     assert result.stream_time == {"S1": int(at.timestamp() * 1000)}
     assert result.high_water == ahead
+
+
+def test_each_scan_carries_its_detection_kafka_timestamp() -> None:
+    hit, miss = detection(unit(1), event_id="hit"), detection(unit(77), event_id="miss")
+    records = [
+        type(hit)(r.topic, r.partition, r.offset, r.key, r.value, ts)
+        for r, ts in ((hit, 1_111), (miss, 2_222))
+    ]
+    result = process_batch(records, context(store_of(3)))
+    assert [s["event_id"] for s in result.scans] == ["hit", "miss"]
+    assert result.scan_timestamps_ms == [1_111, 2_222]
