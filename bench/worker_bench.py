@@ -5,8 +5,10 @@
 2. A 10-entry watchlist: the same worker figure, beside a raw aiokafka
    consume loop (no decoding) over the same topic.
 
-The worker figure comes from the Kafka timestamps of the Scan records it
-produced (first to last), so start-up and watchlist catch-up are excluded.
+The worker figure comes from the broker's append times of the Scan records it
+produced (first to last; the bench's scans topic uses LogAppendTime, since a
+Scan otherwise carries its detection's timestamp), so start-up and watchlist
+catch-up are excluded.
 Run: ``.venv/bin/python bench/worker_bench.py`` (needs Kafka at LFR_KAFKA_BOOTSTRAP);
 writes bench/results/worker.json.
 """
@@ -129,11 +131,15 @@ def scan_timestamps(settings: Settings, expected: int, timeout: float) -> list[i
     return stamps
 
 
+# LFR_BENCH_WORKER_LOG=DEBUG shows per-batch timings in the worker's log
+WORKER_LOG_LEVEL = os.environ.get("LFR_BENCH_WORKER_LOG", "WARNING")
+
+
 def run_worker(settings: Settings, detections: int) -> dict[str, Any]:
     log = open(settings.state_dir / "worker.log", "wb")
     # fixed argv: this interpreter running the project's own CLI
     proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "streams.cli", "--log-level", "WARNING", "worker"],
+        [sys.executable, "-m", "streams.cli", "--log-level", WORKER_LOG_LEVEL, "worker"],
         cwd=ROOT, env={**os.environ, **env_of(settings)}, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -190,9 +196,25 @@ async def raw_consume(settings: Settings, expected: int) -> dict[str, Any]:
     return {"records": count, "seconds": seconds, "per_second": count / seconds}
 
 
+def stamp_scans_on_append(settings: Settings) -> None:
+    """Make the broker stamp each Scan when it is written: the worker's output rate."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = KafkaAdminClient(**settings.kafka_python_config())
+    try:
+        admin.alter_configs([ConfigResource(
+            ConfigResourceType.TOPIC, settings.topic_scans,
+            configs={"message.timestamp.type": "LogAppendTime"},
+        )])  # fmt: skip
+    finally:
+        admin.close()
+
+
 def scenario(watchlist_size: int, detections: int, hits: int) -> tuple[Settings, dict, np.ndarray]:
     settings = settings_for(uuid.uuid4().hex[:8])
     create_topics(settings)
+    stamp_scans_on_append(settings)
     watchlist = unit_rows(np.random.default_rng(1), watchlist_size)
     publish(settings, watchlist, detections, hits)
     return settings, run_worker(settings, detections), watchlist

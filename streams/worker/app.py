@@ -201,7 +201,11 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
             # Windows and entries already on the broker are applied before
             # gating: the topics' interleaving must not decide a match.
             epoch = watchlist.epoch
+            synced = time.perf_counter()
             await watchlist.sync()
+            log.debug(
+                "detections: reference sync took %.1f ms", (time.perf_counter() - synced) * 1000
+            )
             await _detections_batch([source_of(e) for e in events], epoch)
 
     async def _detections_batch(records: list[SourceRecord], epoch: int) -> None:

@@ -73,6 +73,10 @@ class WatchlistService(Service):
         self._grace_clock = GraceClock()
         self._ready = asyncio.Event()
         self._round = asyncio.Event()
+        # end offsets at the last sync() that found them applied: an unchanged
+        # end means nothing new to wait for, so a batch costs one ListOffsets
+        self._synced: Mapping[TopicPartition, int] | None = None
+        self._ends: AIOKafkaConsumer | None = None
         self._targets: dict[TopicPartition, int] = {}
         self._to_purge: set[str] = set()
         self._consumer: AIOKafkaConsumer | None = None
@@ -95,12 +99,15 @@ class WatchlistService(Service):
         Bounded by :data:`SYNC_LIMIT_S`: a partition that cannot reach its end
         offset must not stop the pipeline, so it is logged and matching goes on.
         """
-        assert self._consumer is not None  # noqa: S101  (started in on_start)
-        targets = await self._consumer.end_offsets(list(self._targets))
+        assert self._consumer is not None and self._ends is not None  # noqa: S101
+        targets = await self._ends.end_offsets(list(self._targets))
+        if targets == self._synced:
+            return  # nothing written since the last sync reached its ends
         deadline = self.clock() + SYNC_LIMIT_S
         while self.clock() < deadline:
             round_done = self._round
             if await self._reached(targets):
+                self._synced = targets
                 return
             try:
                 await asyncio.wait_for(round_done.wait(), timeout=POLL_MS / 1000)
@@ -131,8 +138,15 @@ class WatchlistService(Service):
             **config,
         )
         self._producer = AIOKafkaProducer(acks="all", **config)
+        # a client of its own for end offsets: on the reading consumer's
+        # connection a ListOffsets waits behind the long-poll fetch (~0.5 s)
+        self._ends = AIOKafkaConsumer(
+            group_id=None, enable_auto_commit=False,
+            client_id=f"{self.settings.app_id}-watchlist-ends", **config,
+        )  # fmt: skip
         await self._consumer.start()
         await self._producer.start()
+        await self._ends.start()
         topics = (self.settings.topic_watchlist, self.settings.topic_operations)
         partitions = [await self._partitions(topic) for topic in topics]
         assigned = [tp for group in partitions for tp in group]
@@ -147,6 +161,8 @@ class WatchlistService(Service):
             await self._consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
+        if self._ends is not None:
+            await self._ends.stop()
 
     async def _partitions(self, topic: str) -> list[TopicPartition]:
         assert self._producer is not None  # noqa: S101  (started in on_start)

@@ -137,10 +137,10 @@ def test_sigkill_mid_stream_loses_no_alert(harness: WorkerHarness) -> None:
     vecs = publish_setup(h, 20)
     rng = np.random.default_rng(5)
     expected: set[str] = set()
-    total = 3000
+    total = 6000
     templates = []
     for n in range(total):
-        if n % 10 == 0:
+        if n % 20 == 0:
             subject = int(rng.integers(0, 20))
             vec = vecs[subject]
             expected.add(alert_id(f"e{n}", "W1", f"p{subject}"))
@@ -149,12 +149,13 @@ def test_sigkill_mid_stream_loses_no_alert(harness: WorkerHarness) -> None:
         templates.append(template_to_bytes(vec))
         h.send(s.topic_detections, "S1", "DetectionEvent", detection(f"e{n}", vec))
     h.flush()
-    first = h.start_worker("--max-batch", "100")
+    # small batches: the kill must land while most detections are still unread
+    first = h.start_worker("--max-batch", "10")
     h.wait_ready()
     h.wait_for(s.topic_scans, "Scan", lambda r: len(r) >= 300, timeout=90)
     h.kill(first)
     assert len(h.decoded(s.topic_scans, "Scan")) < total, "killed too late to test anything"
-    h.start_worker("--max-batch", "100")
+    h.start_worker("--max-batch", "500")
     alerts = h.wait_for(
         s.topic_alerts, "Alert", lambda r: {a["alert_id"] for a in r} >= expected, timeout=120
     )
