@@ -42,6 +42,7 @@ from streams.worker.errors import InvalidWindowError, WorkerError
 from streams.worker.faust_io import Outputs, byte_keyed, detections_ownership, source_of
 from streams.worker.fetch_watchdog import FetchWatchdog
 from streams.worker.kafka_config import faust_credentials
+from streams.worker.lag import LagGauge
 from streams.worker.outcome_agents import install_outcome_agents
 from streams.worker.pseudonym import Pseudonymiser
 from streams.worker.source import SourceRecord, reject
@@ -104,6 +105,7 @@ class WorkerRuntime:
 
 # two checks this far apart with nothing moving mean the records are lost to the agent
 WATCHDOG_INTERVAL_S = 10.0
+LAG_INTERVAL_S = 5.0
 
 
 def build_worker(settings: Settings, options: WorkerOptions | None = None) -> WorkerRuntime:
@@ -253,10 +255,15 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
     inputs = (settings.topic_detections, settings.topic_operations, settings.topic_adjudications,
               settings.topic_alerts)  # fmt: skip
     watchdog = FetchWatchdog(app, inputs)
+    lag = LagGauge(app, inputs)
 
     @app.timer(interval=WATCHDOG_INTERVAL_S)
     async def fetch_watchdog() -> None:
         await watchdog.tick()
+
+    @app.timer(interval=LAG_INTERVAL_S)
+    async def consumer_lag() -> None:
+        lag.update()
 
     return WorkerRuntime(app=app, watchlist=watchlist, health=health)
 

@@ -56,6 +56,8 @@ class FetchWatchdog:
         self.app = app
         self.topics = frozenset(topics)
         self._suspects: dict[Any, PartitionState] = {}
+        for topic in sorted(self.topics):  # a series from the start: increase() sees the first
+            metrics.FETCH_REWINDS.labels(topic=topic)
 
     async def tick(self) -> list[Any]:
         """One check; returns the partitions it rewound."""

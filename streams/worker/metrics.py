@@ -24,6 +24,12 @@ UNMATCHED_RETIRED = Counter(
     "Gated-in detections not matched because their watchlist had already been deleted "
     "from memory (they arrived after the stream-time or wall-clock deletion bound).",
 )
+CONSUMER_LAG = Gauge(
+    "lfr_worker_consumer_lag",
+    "Records between the worker group's committed offset and the end of each assigned "
+    "input partition.",
+    ["topic", "partition"],
+)
 FETCH_REWINDS = Counter(
     "lfr_worker_fetch_rewinds_total",
     "Input partitions sought back because fetched records never reached their agent.",
