@@ -15,12 +15,14 @@ import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+# below the kernel's ephemeral range (32768-60999): a client connection's
+# local port there would make these ports look taken
 PORTS = {
-    "LFR_KAFKA_BOOTSTRAP": "127.0.0.1:41092",
-    "LFR_KAFKA_CONTROLLER_PORT": "41093",
-    "LFR_CLICKHOUSE_PORT": "41000",
-    "LFR_CLICKHOUSE_HTTP_PORT": "41123",
-    "LFR_PROMETHEUS_PORT": "41090",
+    "LFR_KAFKA_BOOTSTRAP": "127.0.0.1:26092",
+    "LFR_KAFKA_CONTROLLER_PORT": "26093",
+    "LFR_CLICKHOUSE_PORT": "26000",
+    "LFR_CLICKHOUSE_HTTP_PORT": "26123",
+    "LFR_PROMETHEUS_PORT": "26090",
 }
 
 
@@ -83,12 +85,12 @@ def test_up_status_down_twice_and_after_kill_9(stack_env: dict[str, str]) -> Non
 def test_port_in_use_is_one_line_error(stack_env: dict[str, str]) -> None:
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", 41000))
+        squatter.bind(("127.0.0.1", 26000))
         squatter.listen()
         result = lfr(stack_env, "stack", "up", "--only", "clickhouse")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("lfr: clickhouse: port 41000 is already in use"), result.stderr
+    assert lines[-1].startswith("lfr: clickhouse: port 26000 is already in use"), result.stderr
     assert "Traceback" not in result.stderr
 
 
