@@ -27,14 +27,18 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import SecretStr
 
 from streams.settings import Settings
 from streams.simulator import build_scenario
 from streams.simulator.events import timeline
 from streams.simulator.kafka_out import publish
-from tests.integration.observability.harness import Pipeline, http_get, wait_until
-from tests.integration.worker.conftest import free_port
+from tests.conftest import free_port
+from tests.integration.observability.harness import (
+    Pipeline,
+    http_get,
+    observed_pipeline,
+    wait_until,
+)
 from tests.unit.observability.promql import (
     RULES,
     PanelQuery,
@@ -168,19 +172,8 @@ def dead_letter_alerts(firing: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 @pytest.fixture
 def pipeline(test_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[Pipeline]:
-    settings = test_settings(
-        partitions=2,
-        watchlist_partitions=1,
-        worker_metrics_port=free_port(),
-        sink_metrics_port=free_port(),
-        state_dir=tmp_path / "state",
-        pseudonym_key=SecretStr("observability-e2e-key"),
-    )
-    p = Pipeline(settings, tmp_path)
-    try:
+    with observed_pipeline(test_settings, tmp_path, "observability-e2e-key") as p:
         yield p
-    finally:
-        p.close()
 
 
 @pytest.fixture

@@ -6,25 +6,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from streams.settings import Settings
-from tests.integration.observability.harness import Pipeline
-from tests.integration.worker.conftest import free_port
+from tests.integration.observability.harness import Pipeline, observed_pipeline
 
 
 @pytest.fixture
 def pipeline(test_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[Pipeline]:
-    settings = test_settings(
-        partitions=2,
-        watchlist_partitions=1,
-        worker_metrics_port=free_port(),
-        sink_metrics_port=free_port(),
-        state_dir=tmp_path / "state",
-        pseudonym_key=SecretStr("observability-test-key"),
-    )
-    p = Pipeline(settings, tmp_path)
-    try:
+    with observed_pipeline(test_settings, tmp_path, "observability-test-key") as p:
         yield p
-    finally:
-        p.close()

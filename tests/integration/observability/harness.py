@@ -15,17 +15,20 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
+from pydantic import SecretStr
 
 from sinks.db import connect
 from sinks.migrate import migrate
 from streams.settings import Settings
 from streams.topics import create_topics
+from tests.conftest import free_port
 from tests.integration.worker.conftest import settings_env
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -166,3 +169,23 @@ class Pipeline:
             admin.close()
         self.db.execute(f"DROP DATABASE IF EXISTS {s.clickhouse_database}")
         self.db.close()
+
+
+@contextmanager
+def observed_pipeline(
+    test_settings: Callable[..., Settings], tmp_path: Path, key: str
+) -> Iterator[Pipeline]:
+    """A worker and a sink with their own topics, database and metrics ports."""
+    settings = test_settings(
+        partitions=2,
+        watchlist_partitions=1,
+        worker_metrics_port=free_port(),
+        sink_metrics_port=free_port(),
+        state_dir=tmp_path / "state",
+        pseudonym_key=SecretStr(key),
+    )
+    pipeline = Pipeline(settings, tmp_path)
+    try:
+        yield pipeline
+    finally:
+        pipeline.close()

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from string import Template
 
+from tests.conftest import free_port
+
 REPO = Path(__file__).resolve().parents[3]
 CONFIG_TEMPLATE = REPO / "deploy" / "local" / "clickhouse" / "config.xml"
 
@@ -27,13 +29,6 @@ USERS = """<?xml version="1.0"?>
   </interval></default></quotas>
 </yandex>
 """
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PrivateServer:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,15 +25,10 @@ from pydantic import SecretStr
 from schemas.codec import decode, encode
 from streams.settings import Settings
 from streams.topics import create_topics
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 TABLES = ("windows", "site_clock", "alerts", "pending_adjudications")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
