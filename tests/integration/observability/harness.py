@@ -9,7 +9,6 @@ processes and deletes all of it.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from sinks.db import connect
 from sinks.migrate import migrate
 from streams.settings import Settings
 from streams.topics import create_topics
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 from tests.integration.worker.conftest import settings_env
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -113,14 +112,7 @@ class Pipeline:
 
     def stop(self, name: str) -> None:
         """SIGTERM one process and wait for it."""
-        proc = self.procs.pop(name)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(self.procs.pop(name))
 
     def _alive(self, name: str) -> bool:
         if self.procs[name].poll() is not None:

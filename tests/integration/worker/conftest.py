@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from schemas.codec import decode, encode
 from streams.settings import Settings
 from streams.topics import create_topics
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[3]
 TABLES = ("windows", "site_clock", "alerts", "pending_adjudications")
@@ -158,13 +158,7 @@ class WorkerHarness:
 
     def close(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc, timeout=20)
         self.producer.close()
         s = self.settings
         topics = [
