@@ -6,7 +6,7 @@ LFR := $(VENV)/bin/lfr
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint typecheck test unit stack-up stack-down demo bench chart chart-files
+.PHONY: help prereqs setup lint typecheck test unit stack-up stack-down demo bench chart chart-files
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -17,9 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-setup: $(VENV)/.installed ## create .venv and install the project with its test extras
-	@for tool in java mvn clickhouse-server prometheus promtool; do \
-	  command -v $$tool >/dev/null || echo "missing: $$tool (see README: Prerequisites)"; done
+prereqs: ## install the missing system packages (ClickHouse, Prometheus, Java, Maven; as root)
+	@bash deploy/local/prerequisites.sh
+
+setup: prereqs $(VENV)/.installed ## system packages, then .venv with the project and its test extras
 
 lint: setup ## ruff: lint and formatting
 	$(VENV)/bin/ruff check streams schemas sinks tests bench
