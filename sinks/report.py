@@ -3,27 +3,34 @@
 Counts come from the ``deployment_metrics`` view, which reads only rolled-up
 aggregates, so the report survives retention. The derived figures are
 computed here, in plain Python over those counts, with these exact
-definitions (the simulator's ground truth uses the same ones):
+definitions (the simulator's ground truth uses the same ones; docs/analysts.md
+states them for analysts):
 
-- ``duration_s = (ends_at - starts_at)`` in milliseconds ``/ 1000``; ``None``
-  while ``ends_at`` is null (a running deployment has no duration yet, so the
-  figure never depends on when the report runs);
+- ``duration_s = (ends_at - starts_at)`` in milliseconds ``/ 1000``: instants
+  are UTC, so a deployment across a clock change lasts what it lasted;
+  ``None`` while ``ends_at`` is null (a running deployment has no duration
+  yet, so the figure never depends on when the report runs; the table view
+  shows the time so far, marked) and for a cancelled deployment;
 - ``minutes_in_use = duration_s / 60`` (``None`` with the duration);
 - ``false_alert_rate = (false confirmed + false unconfirmed) / faces_seen``, 0
   when no faces were seen;
 - ``minutes_per_arrest = minutes_in_use / outcome_arrest``, ``None`` when no
   arrest (or no duration);
 - ``arrest_rate = outcome_arrest / faces_seen``, ``None`` when no faces;
-- ``date`` = UTC date of ``starts_at``, ISO ``YYYY-MM-DD``;
-- ``median_time_to_locate_s`` = ClickHouse ``quantileExact(0.5)`` over the
-  deployment's outcomes with ``located_at``: the element at index
-  ``floor(n * 0.5)`` of the sorted values (the upper median for even n),
-  ``None`` when none was located. p90 is index ``floor(n * 0.9)``.
+- ``date`` = the local date of ``starts_at`` in ``LFR_REPORT_TIMEZONE``
+  (default Europe/London, as the Met publishes), ISO ``YYYY-MM-DD``;
+  ``starts_at`` = the UTC instant, ISO with milliseconds and ``Z``;
+- time to locate = ``located_at - wanted_since`` over the deployment's
+  *confirmed true matches* (a confirmed false alert also has a located_at,
+  but the person stopped was not the wanted one);
+- ``median_time_to_locate_s``: the median of those values (mean of the two
+  middle values for an even count), ``None`` when none; p90 interpolates
+  linearly (sinks/report_stats.py);
 - Means use ``math.fsum`` (exactly rounded, so independent of summation order).
 
 A deployment appears once its latest OperationWindow version (greatest
-``updated_at``) is ACTIVE or ENDED; PLANNED and CANCELLED ones covered no
-faces and are left out.
+``updated_at``) is ACTIVE or ENDED; PLANNED ones covered no faces and are left
+out; CANCELLED ones only when asked (``include_cancelled``), with zero counts.
 """
 
 from __future__ import annotations
@@ -31,21 +38,24 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sinks.db import Database, sql_literal
 from sinks.ddl import check_identifier
+from sinks.report_stats import mean, median, quantile
+
+DEFAULT_TIMEZONE = "Europe/London"
 
 REPORT_KEYS: tuple[str, ...] = (
-    "deployment_id", "location", "date", "duration_s", "use_case", "watchlist_size",
-    "min_threshold", "total_alerts", "true_alerts_confirmed", "true_alerts_unconfirmed",
-    "false_alerts_confirmed", "false_alerts_unconfirmed", "false_alert_rate",
-    "outcome_arrest", "outcome_other", "no_action", "faces_seen", "mode", "cameras",
-    "minutes_in_use", "minutes_per_arrest", "arrest_rate", "median_time_to_locate_s",
+    "deployment_id", "location", "date", "starts_at", "status", "duration_s", "use_case",
+    "watchlist_size", "min_threshold", "total_alerts", "true_alerts_confirmed",
+    "true_alerts_unconfirmed", "false_alerts_confirmed", "false_alerts_unconfirmed",
+    "false_alert_rate", "outcome_arrest", "outcome_other", "no_action", "faces_seen", "mode",
+    "cameras", "minutes_in_use", "minutes_per_arrest", "arrest_rate", "median_time_to_locate_s",
 )  # fmt: skip
 
 # The Met's published column headings, in their order, for the table format.
@@ -63,24 +73,27 @@ MET_HEADINGS: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 
 _RAW_COLUMNS: tuple[str, ...] = (
-    "deployment_id", "location", "date", "duration_ms", "use_case", "watchlist_size",
-    "min_threshold", "total_alerts", "true_alerts_confirmed", "true_alerts_unconfirmed",
-    "false_alerts_confirmed", "false_alerts_unconfirmed", "outcome_arrest", "outcome_other",
-    "no_action", "faces_seen", "mode", "cameras", "median_time_to_locate_s",
+    "deployment_id", "location", "starts_at_epoch_ms", "status", "duration_ms", "use_case",
+    "watchlist_size", "min_threshold", "total_alerts", "true_alerts_confirmed",
+    "true_alerts_unconfirmed", "false_alerts_confirmed", "false_alerts_unconfirmed",
+    "outcome_arrest", "outcome_other", "no_action", "faces_seen", "mode", "cameras",
+    "time_to_locate_values_s",
 )  # fmt: skip
 
 
-def quantile_exact(values: Sequence[float], level: float) -> float | None:
-    """ClickHouse ``quantileExact(level)``: sorted[floor(n * level)] (last for level >= 1)."""
-    n = len(values)
-    if n == 0:
-        return None
-    ordered = sorted(values)
-    index = n - 1 if level >= 1 else min(int(level * n), n - 1)
-    return ordered[index]
+def iso_instant(epoch_ms: int) -> str:
+    """``2025-10-02T08:00:00.250Z``: a UTC instant, exact to the millisecond."""
+    instant = datetime.fromtimestamp(epoch_ms // 1000, tz=UTC)
+    return instant.strftime("%Y-%m-%dT%H:%M:%S") + f".{epoch_ms % 1000:03d}Z"
 
 
-def derive(raw: Mapping[str, Any]) -> dict[str, Any]:
+def local_date(epoch_ms: int, timezone: str = DEFAULT_TIMEZONE) -> str:
+    """The ISO date, in ``timezone``, of the instant ``epoch_ms``."""
+    instant = datetime.fromtimestamp(epoch_ms // 1000, tz=UTC)
+    return instant.astimezone(ZoneInfo(timezone)).date().isoformat()
+
+
+def derive(raw: Mapping[str, Any], timezone: str = DEFAULT_TIMEZONE) -> dict[str, Any]:
     """One report row (``REPORT_KEYS``) from the view's counts: the documented arithmetic."""
     faces = int(raw["faces_seen"])
     arrests = int(raw["outcome_arrest"])
@@ -88,11 +101,14 @@ def derive(raw: Mapping[str, Any]) -> dict[str, Any]:
     duration_ms = raw["duration_ms"]
     duration_s = None if duration_ms is None else int(duration_ms) / 1000
     minutes = None if duration_s is None else duration_s / 60
-    median = raw["median_time_to_locate_s"]
+    starts_ms = int(raw["starts_at_epoch_ms"])
+    located = [float(v) for v in raw["time_to_locate_values_s"]]
     row: dict[str, Any] = {
         "deployment_id": str(raw["deployment_id"]),
         "location": str(raw["location"]),
-        "date": str(raw["date"]),
+        "date": local_date(starts_ms, timezone),
+        "starts_at": iso_instant(starts_ms),
+        "status": str(raw["status"]),
         "duration_s": duration_s,
         "use_case": str(raw["use_case"]),
         "watchlist_size": int(raw["watchlist_size"]),
@@ -112,7 +128,7 @@ def derive(raw: Mapping[str, Any]) -> dict[str, Any]:
         "minutes_in_use": minutes,
         "minutes_per_arrest": None if minutes is None or arrests == 0 else minutes / arrests,
         "arrest_rate": None if faces == 0 else arrests / faces,
-        "median_time_to_locate_s": None if median is None else float(median),
+        "median_time_to_locate_s": median(located),
     }
     return row
 
@@ -123,30 +139,38 @@ def deployment_report(
     deployment: str | None = None,
     since: date | None = None,
     until: date | None = None,
+    *,
+    timezone: str = DEFAULT_TIMEZONE,
+    include_cancelled: bool = False,
 ) -> list[dict[str, Any]]:
-    """Report rows, ordered by date then deployment id; since/until are inclusive dates."""
-    conditions = []
+    """Report rows, ordered by date then deployment id.
+
+    ``since``/``until`` are inclusive local dates in ``timezone``, filtered
+    here (the view's own ``date`` column is Europe/London's).
+    """
+    statuses = ("ACTIVE", "ENDED", "CANCELLED") if include_cancelled else ("ACTIVE", "ENDED")
+    conditions = [f"status IN ({', '.join(sql_literal(s) for s in statuses)})"]
     if deployment is not None:
         conditions.append(f"deployment_id = {sql_literal(deployment)}")
-    if since is not None:
-        conditions.append(f"date >= {sql_literal(since.isoformat())}")
-    if until is not None:
-        conditions.append(f"date <= {sql_literal(until.isoformat())}")
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = db.execute(
         f"SELECT {', '.join(_RAW_COLUMNS)} FROM {check_identifier(database)}.deployment_metrics"  # noqa: S608
-        f"{where} ORDER BY date, deployment_id"
+        f" WHERE {' AND '.join(conditions)}"
     )
-    return [derive(dict(zip(_RAW_COLUMNS, r, strict=True))) for r in rows]
+    report = [derive(dict(zip(_RAW_COLUMNS, r, strict=True)), timezone) for r in rows]
+    if since is not None:
+        report = [r for r in report if r["date"] >= since.isoformat()]
+    if until is not None:
+        report = [r for r in report if r["date"] <= until.isoformat()]
+    report.sort(key=lambda r: (r["date"], r["deployment_id"]))
+    return report
 
 
 def _summary(values: Sequence[float]) -> dict[str, Any]:
-    n = len(values)
     return {
-        "located": n,
-        "mean_s": math.fsum(values) / n if n else None,
-        "median_s": quantile_exact(values, 0.5),
-        "p90_s": quantile_exact(values, 0.9),
+        "located": len(values),
+        "mean_s": mean(values),
+        "median_s": median(values),
+        "p90_s": quantile(values, 0.9),
     }
 
 
@@ -171,8 +195,8 @@ def summarise_time_to_locate(rows: Sequence[tuple[str, str, Sequence[float]]]) -
     }
 
 
-def time_to_locate_report(db: Database, database: str) -> dict[str, Any]:
-    """Time to locate by mode and category, and the FIXED_REMOTE vs VAN median reduction."""
+def located_values(db: Database, database: str) -> list[tuple[str, str, list[float]]]:
+    """``(mode, category, seconds)`` per deployment, day and category, from the aggregates."""
     db_name = check_identifier(database)
     rows = db.execute(
         "SELECT mode, category, values_s FROM ("  # noqa: S608
@@ -181,7 +205,12 @@ def time_to_locate_report(db: Database, database: str) -> dict[str, Any]:
         f"SELECT deployment_id, mode FROM {db_name}.deployments"
         ") AS d USING deployment_id"
     )
-    return summarise_time_to_locate([(str(m), str(c), list(v)) for m, c, v in rows])
+    return [(str(m), str(c), [float(x) for x in v]) for m, c, v in rows]
+
+
+def time_to_locate_report(db: Database, database: str) -> dict[str, Any]:
+    """Time to locate by mode and category, and the FIXED_REMOTE vs VAN median reduction."""
+    return summarise_time_to_locate(located_values(db, database))
 
 
 def _cell(value: Any) -> str:

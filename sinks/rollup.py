@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sinks.db import Database, sql_literal
 from sinks.ddl import check_identifier
@@ -133,7 +133,14 @@ def alert_counts_sql(database: str, days: list[str], version: int) -> str:
 
 
 def time_to_locate_sql(database: str, days: list[str], version: int) -> str:
-    """Sorted time-to-locate and response values per deployment, day and category."""
+    """Sorted time-to-locate and response values per deployment, day and category.
+
+    Only confirmed true matches count: a confirmed false alert also has a
+    ``located_at`` (officers stopped the look-alike), but that is not the time
+    it took to locate a wanted person. ``located`` and the arrays hold exactly
+    the values the report's median and quantiles are computed from, so they
+    stay exact after retention has dropped the outcomes.
+    """
     return (
         f"INSERT INTO {database}.agg_time_to_locate (deployment_id, day, category, located, "  # noqa: S608
         "sum_s, values_s, response_values_s, version) "
@@ -143,24 +150,56 @@ def time_to_locate_sql(database: str, days: list[str], version: int) -> str:
         "SELECT alert_id, any(toString(deployment_id)) AS o_deployment, "
         "any(toDate(captured_at)) AS o_day, any(toString(category)) AS o_category, "
         "argMax(isNotNull(located_at), version) AS o_located, "
+        "argMax(toString(verdict), version) AS o_verdict, "
+        "argMax(confirmed, version) AS o_confirmed, "
         "argMax(ifNull(time_to_locate_s, 0.), version) AS o_ttl, "
         "argMax(ifNull(response_s, 0.), version) AS o_response "
         f"FROM {database}.outcomes "
         f"WHERE toString(toDate(captured_at)) IN ({_day_list(days)}) GROUP BY alert_id"
-        ") WHERE o_located = 1 GROUP BY o_deployment, o_day, o_category"
+        ") WHERE o_located = 1 AND o_verdict = 'TRUE_MATCH' AND o_confirmed = 1 "
+        "GROUP BY o_deployment, o_day, o_category"
     )
 
 
-def _log_sql(database: str, table: str, counts: dict[str, int], version: int) -> str:
-    selects = " UNION ALL ".join(
-        f"SELECT {sql_literal(table)} AS t, toDate({sql_literal(d)}) AS d, "
-        f"toUInt64({n}) AS n, now() AS r, toUInt64({version}) AS v"
-        for d, n in sorted(counts.items())
-    )
+def clear_time_to_locate_sql(database: str, days: list[str], version: int) -> str:
+    """An empty row (version ``version``) for every time-to-locate key of ``days``.
+
+    Written just before the recomputed rows (``version + 1``), so a key that no
+    longer has any value (its only outcome was re-adjudicated, or was a false
+    alert counted by an earlier definition) is replaced by nothing instead of
+    keeping its old values.
+    """
     return (
-        f"INSERT INTO {database}.rollup_log (source_table, day, distinct_rows, rolled_at, version) "  # noqa: S608
-        f"SELECT t, d, n, r, v FROM ({selects})"
+        f"INSERT INTO {database}.agg_time_to_locate (deployment_id, day, category, located, "  # noqa: S608
+        "sum_s, values_s, response_values_s, version) "
+        "SELECT deployment_id, day, category, toUInt64(0), 0., "
+        f"CAST([] AS Array(Float64)), CAST([] AS Array(Float64)), toUInt64({version}) "
+        f"FROM {database}.agg_time_to_locate FINAL "
+        f"WHERE toString(day) IN ({_day_list(days)}) AND located > 0"
     )
+
+
+LOG_COLUMNS = ("source_table", "day", "distinct_rows", "rolled_at", "version")
+
+
+def log_rows(
+    table: str, counts: dict[str, int], rolled_at: datetime, version: int
+) -> list[list[object]]:
+    """``rollup_log`` columns for ``counts``: one ``rolled_at`` for every day of a run.
+
+    The instant is computed once, here, and sent as data: a ``now()`` per
+    ``UNION ALL`` branch is a constant per branch, and a server may refuse to
+    merge two such constants that differ (18.16: "Cannot convert column r
+    because it is constant but values of constants are different").
+    """
+    days = sorted(counts)
+    return [
+        [table] * len(days),
+        [date.fromisoformat(d) for d in days],
+        [counts[d] for d in days],
+        [rolled_at] * len(days),
+        [version] * len(days),
+    ]
 
 
 def rollup(db: Database, database: str, days: Iterable[date | str] | None = None) -> RollupResult:
@@ -168,6 +207,7 @@ def rollup(db: Database, database: str, days: Iterable[date | str] | None = None
     database = check_identifier(database)
     wanted = None if days is None else [d if isinstance(d, str) else d.isoformat() for d in days]
     version = time.time_ns() // 1000
+    rolled_at = datetime.now(UTC).replace(microsecond=0)
     result = RollupResult(version=version)
     scan_days = present_days(db, database, "scans", wanted)
     alert_days = present_days(db, database, "alerts", wanted)
@@ -182,12 +222,15 @@ def rollup(db: Database, database: str, days: Iterable[date | str] | None = None
     if alert_days:
         db.execute(alert_counts_sql(database, alert_days, version))
     if outcome_days:
-        db.execute(time_to_locate_sql(database, outcome_days, version))
+        db.execute(clear_time_to_locate_sql(database, outcome_days, version))
+        db.execute(time_to_locate_sql(database, outcome_days, version + 1))
     # outcome days whose alerts are gone did not feed the alert counts again,
     # but their outcomes were rolled before the alerts could be dropped
     for table, table_counts in counts.items():
         if table_counts:
-            db.execute(_log_sql(database, table, table_counts, version))
+            columns: Sequence[str] = LOG_COLUMNS
+            rows = log_rows(table, table_counts, rolled_at, version)
+            db.insert(f"{database}.rollup_log", columns, rows)
     result.days = {"scans": scan_days, "alerts": alert_days, "outcomes": outcome_days}
     log.info(
         "rollup: %d scan days, %d alert days, %d outcome days",

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sinks.report import quantile_exact
+from sinks.report import iso_instant, local_date
+from sinks.report_stats import median
 
 CATEGORIES = ("wanted_by_court", "reasonable_grounds", "recall_to_prison", "missing", "other")
 NAMESPACE = uuid.UUID("6f1c1b1e-0000-4000-8000-000000000000")
@@ -30,7 +31,8 @@ class SyntheticData:
 
 
 def _ms(dt: datetime) -> int:
-    return int(dt.timestamp() * 1000)
+    # integer arithmetic: timestamp() * 1000 can land a float below the millisecond
+    return (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 def generate(
@@ -117,14 +119,15 @@ def generate(
             counts[key] += 1
             if outcome != "NONE":
                 counts[outcome.lower()] += 1
-            if ttl is not None:
-                ttl_values.append(ttl)
+            if ttl is not None and true_match:
+                ttl_values.append(ttl)  # a confirmed false alert located the wrong person
         duration_s = (_ms(ends) - _ms(starts)) / 1000
         minutes = duration_s / 60
         faces = scans_per_deployment
         data.expected[dep] = {
             "deployment_id": dep, "location": window["location"],
-            "date": starts.date().isoformat(), "duration_s": duration_s,
+            "date": local_date(_ms(starts)), "starts_at": iso_instant(_ms(starts)),
+            "status": "ENDED", "duration_s": duration_s,
             "use_case": window["use_case"], "watchlist_size": window["watchlist_size"],
             "min_threshold": window["match_threshold"], "total_alerts": alerts_per_deployment,
             "true_alerts_confirmed": counts["tc"], "true_alerts_unconfirmed": counts["tu"],
@@ -135,6 +138,6 @@ def generate(
             "cameras": len(cameras), "minutes_in_use": minutes,
             "minutes_per_arrest": minutes / counts["arrest"] if counts["arrest"] else None,
             "arrest_rate": counts["arrest"] / faces if faces else None,
-            "median_time_to_locate_s": quantile_exact(ttl_values, 0.5),
+            "median_time_to_locate_s": median(ttl_values),
         }  # fmt: skip
     return data

@@ -25,7 +25,11 @@ date, then deployment_id. Columns (``lfr report --format json`` keys):
 - deployment_id, location, use_case, mode, watchlist_size: from the window
   (latest version); min_threshold = its match_threshold; cameras =
   ``len(camera_ids)``.
-- date: the UTC date of starts_at, ISO (``2025-10-02``).
+- date: the local date of starts_at in the report's time zone
+  (``LFR_REPORT_TIMEZONE``, default Europe/London), ISO (``2025-10-02``):
+  a deployment starting 23:30 UTC on a July evening is on the next day.
+- starts_at: the UTC instant, ISO with milliseconds and ``Z``; status: the
+  latest window's status.
 - duration_s = (ends_at - starts_at) in seconds = ``duration_ms / 1000``
   (millisecond precision; null while ends_at is null).
 - faces_seen: number of scans of the deployment (distinct event_id).
@@ -47,29 +51,30 @@ date, then deployment_id. Columns (``lfr report --format json`` keys):
 - minutes_per_arrest = ``minutes_in_use / outcome_arrest``; null when there
   is no arrest.
 - arrest_rate = ``outcome_arrest / faces_seen``; null when faces_seen is 0.
-- median_time_to_locate_s: over the deployment's outcomes whose located_at
-  is not null, ``time_to_locate_ms = located_at - wanted_since`` (integer
-  milliseconds; wanted_since from the alert, i.e. the watchlist entry);
-  median = ``quantileExact(0.5)``, then ``/ 1000``; null when there is none.
-  located_at is set exactly when the alert was confirmed (the contract's
-  validation requires it), so a confirmed FALSE_ALERT counts too: the time
-  from wanted_since until officers stopped the person the alert pointed at.
+- median_time_to_locate_s: over the deployment's *confirmed true matches*
+  (latest adjudication TRUE_MATCH, confirmed, located_at not null),
+  ``time_to_locate_ms = located_at - wanted_since`` (integer milliseconds;
+  wanted_since from the alert, i.e. the watchlist entry), seconds =
+  ``time_to_locate_ms / 1000``; the median of those seconds; null when there
+  is none. A confirmed false alert has a located_at too (officers stopped the
+  look-alike), but that is not the time it took to locate a wanted person.
 
-Quantiles are ClickHouse's ``quantileExact(level)`` (available from 18.16 to
-current releases, and exact): the element at index ``floor(level * n)`` of
-the sorted values (``n - 1`` when level >= 1); for an even count the median
-is the *upper* middle element, not the mean of the two. p90 =
-``quantileExact(0.9)``. :func:`quantile_exact` mirrors it.
+Median and quantiles (as sinks/report_stats.py and the views define them):
+the median is the middle value of the sorted values, or the mean ``(a + b) /
+2`` of the two middle ones for an even count; p90 interpolates linearly
+between closest ranks (numpy's default): ``h = (n - 1) * 0.9``, ``lo =
+floor(h)``, ``v[lo] + (v[lo + 1] - v[lo]) * (h - lo)``. :func:`median` and
+:func:`quantile` implement them here again, on purpose without sharing code.
 
 Time to locate (``time_to_locate`` key, the shape of ``lfr report
---time-to-locate --format json``): over all outcomes with located_at not
-null, by (mode, category) and by mode: located (the count), mean_s =
+--time-to-locate --format json``): over the same confirmed true matches,
+by (mode, category) and by mode: located (the count), mean_s =
 ``math.fsum(seconds) / located`` (exactly rounded sum, so independent of
-summation order), median_s and p90_s as above, seconds =
-``time_to_locate_ms / 1000``; ``median_reduction_fixed_vs_van = 1 -
-FIXED_REMOTE median / VAN median`` (null when a mode has none). The
-``fixed_vs_van`` key adds the mean reduction and ``response_s`` (located_at
-- captured_at) by mode: fixed-site officers reach people sooner.
+summation order), median_s and p90_s as above;
+``median_reduction_fixed_vs_van = 1 - FIXED_REMOTE median / VAN median``
+(null when a mode has none). The ``fixed_vs_van`` key adds the mean
+reduction and ``response_s`` (located_at - captured_at) by mode: fixed-site
+officers reach people sooner.
 
 Every instant is an integer of epoch milliseconds internally, so durations
 and times are exact to the millisecond.
@@ -84,6 +89,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -106,14 +112,29 @@ def to_ms(value: Any) -> int:
     raise TypeError(f"not an instant: {type(value).__name__}")
 
 
-def quantile_exact(values: Iterable[int], level: float) -> int:
-    """ClickHouse ``quantileExact(level)``: sorted values at ``floor(level * n)``."""
-    ordered = sorted(values)
+def median(seconds: Iterable[float]) -> float:
+    """Middle value, or the mean of the two middle values for an even count."""
+    ordered = sorted(seconds)
+    if not ordered:
+        raise ValueError("median of no values")
+    n = len(ordered)
+    return (ordered[(n + 1) // 2 - 1] + ordered[n // 2]) / 2
+
+
+def quantile(seconds: Iterable[float], level: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default method)."""
+    ordered = sorted(seconds)
     if not ordered:
         raise ValueError("quantile of no values")
-    n = len(ordered)
-    index = int(level * n) if level < 1 else n - 1
-    return ordered[min(index, n - 1)]
+    h = (len(ordered) - 1) * level
+    lo = math.floor(h)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (h - lo)
+
+
+def _iso(ms: int) -> str:
+    text = datetime.fromtimestamp(ms // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{ms % 1000:03d}Z"
 
 
 @dataclass(slots=True)
@@ -145,7 +166,8 @@ def _unit(vector: np.ndarray) -> np.ndarray:
 class TruthBuilder:
     """Recomputes the pipeline's results from the records, fed in event-time order."""
 
-    def __init__(self) -> None:
+    def __init__(self, timezone: str = "Europe/London") -> None:
+        self.zone = ZoneInfo(timezone)
         self.windows: dict[str, dict[str, Any]] = {}
         self.site_deployments: dict[str, list[str]] = defaultdict(list)
         self.watchlists: dict[str, dict[str, _Entry]] = defaultdict(dict)
@@ -269,7 +291,6 @@ class TruthBuilder:
         deployment_id = window["deployment_id"]
         counts = self.counts.get(deployment_id, _Counts())
         tally: dict[str, int] = defaultdict(int)
-        located: list[int] = []
         for aid in counts.alerts:
             adj = self.adjudications.get(aid)
             if adj is None:
@@ -277,8 +298,7 @@ class TruthBuilder:
             truth = "true" if adj["verdict"] == "TRUE_MATCH" else "false"
             tally[f"{truth}_alerts_{'confirmed' if adj['confirmed'] else 'unconfirmed'}"] += 1
             tally[adj["outcome"]] += 1
-            if adj["located_at"] is not None:
-                located.append(to_ms(adj["located_at"]) - self.alerts[aid].wanted_since_ms)
+        located = self.located_ms(deployment_id)
         starts = to_ms(window["starts_at"])
         ends = window["ends_at"]
         duration_ms = to_ms(ends) - starts if ends is not None else None
@@ -289,7 +309,12 @@ class TruthBuilder:
         return {
             "deployment_id": deployment_id,
             "location": window["location"],
-            "date": datetime.fromtimestamp(starts // 1000, tz=UTC).date().isoformat(),
+            "date": datetime.fromtimestamp(starts // 1000, tz=UTC)
+            .astimezone(self.zone)
+            .date()
+            .isoformat(),
+            "starts_at": _iso(starts),
+            "status": window["status"],
             "duration_s": duration_s,
             "use_case": window["use_case"],
             "watchlist_size": window["watchlist_size"],
@@ -309,16 +334,25 @@ class TruthBuilder:
             "minutes_in_use": minutes,
             "minutes_per_arrest": minutes / arrests if minutes is not None and arrests else None,
             "arrest_rate": arrests / faces if faces else None,
-            "median_time_to_locate_s": quantile_exact(located, 0.5) / 1000 if located else None,
+            "median_time_to_locate_s": median([v / 1000 for v in located]) if located else None,
         }
 
+    def located_ms(self, deployment_id: str) -> list[int]:
+        """Time to locate (ms) of the deployment's confirmed true matches, in alert order."""
+        located: list[int] = []
+        for aid in self.counts.get(deployment_id, _Counts()).alerts:
+            adj = self.adjudications.get(aid)
+            if adj is not None and _locates_wanted(adj):
+                located.append(to_ms(adj["located_at"]) - self.alerts[aid].wanted_since_ms)
+        return located
+
     def located(self) -> tuple[dict[tuple[str, str], list[int]], dict[str, list[int]]]:
-        """Located outcomes: ms from wanted_since by (mode, category), ms from capture by mode."""
+        """Confirmed true matches: ms from wanted_since by (mode, category), from capture."""
         by_pair: dict[tuple[str, str], list[int]] = defaultdict(list)
         response: dict[str, list[int]] = defaultdict(list)
         for aid, alert in self.alerts.items():
             adj = self.adjudications.get(aid)
-            if adj is None or adj["located_at"] is None:
+            if adj is None or not _locates_wanted(adj):
                 continue
             located = to_ms(adj["located_at"])
             by_pair[(alert.mode, alert.category)].append(located - alert.wanted_since_ms)
@@ -384,13 +418,22 @@ class TruthBuilder:
         }
 
 
+def _locates_wanted(adjudication: Mapping[str, Any]) -> bool:
+    """A confirmed true match with a located_at: the wanted person was found."""
+    return bool(
+        adjudication["verdict"] == "TRUE_MATCH"
+        and adjudication["confirmed"]
+        and adjudication["located_at"] is not None
+    )
+
+
 def _stats(values: list[int]) -> dict[str, Any]:
     seconds = [v / 1000 for v in values]
     return {
         "located": len(values),
         "mean_s": math.fsum(seconds) / len(seconds),
-        "median_s": quantile_exact(values, 0.5) / 1000,
-        "p90_s": quantile_exact(values, 0.9) / 1000,
+        "median_s": median(seconds),
+        "p90_s": quantile(seconds, 0.9),
     }
 
 
@@ -402,11 +445,11 @@ def _reduction(
     return 1 - fixed[key] / van[key]
 
 
-def ground_truth(scenario: Scenario) -> dict[str, Any]:
+def ground_truth(scenario: Scenario, timezone: str = "Europe/London") -> dict[str, Any]:
     """The ground truth of ``scenario``: regenerates its records and recomputes from them."""
     from streams.simulator.events import timeline
 
-    builder = TruthBuilder()
+    builder = TruthBuilder(timezone)
     for item in timeline(scenario):
         builder.feed(item.topic, item.key, item.value)
     return builder.result(scenario)

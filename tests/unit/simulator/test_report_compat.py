@@ -24,6 +24,11 @@ def test_derived_columns_equal_sinks_report(small_run: dict[str, Any]) -> None:
         window = builder.windows[row["deployment_id"]]
         raw = {k: v for k, v in row.items() if k in REPORT_KEYS}
         raw["duration_ms"] = to_ms(window["ends_at"]) - to_ms(window["starts_at"])
+        raw["starts_at_epoch_ms"] = to_ms(window["starts_at"])
+        # the aggregates store seconds (the worker's located_at - wanted_since, / 1000), sorted
+        raw["time_to_locate_values_s"] = sorted(
+            v / 1000 for v in builder.located_ms(row["deployment_id"])
+        )
         assert derive(raw) == row
 
 

@@ -11,14 +11,14 @@ import pytest
 
 from streams.simulator.events import alert_id, instant
 from streams.simulator.population import to_wire, unit_rows
-from streams.simulator.truth import TruthBuilder, quantile_exact, to_ms
+from streams.simulator.truth import TruthBuilder, median, quantile, to_ms
 
 REPORT_KEYS = [
-    "deployment_id", "location", "date", "duration_s", "use_case", "watchlist_size",
-    "min_threshold", "total_alerts", "true_alerts_confirmed", "true_alerts_unconfirmed",
-    "false_alerts_confirmed", "false_alerts_unconfirmed", "false_alert_rate", "outcome_arrest",
-    "outcome_other", "no_action", "faces_seen", "mode", "cameras", "minutes_in_use",
-    "minutes_per_arrest", "arrest_rate", "median_time_to_locate_s",
+    "deployment_id", "location", "date", "starts_at", "status", "duration_s", "use_case",
+    "watchlist_size", "min_threshold", "total_alerts", "true_alerts_confirmed",
+    "true_alerts_unconfirmed", "false_alerts_confirmed", "false_alerts_unconfirmed",
+    "false_alert_rate", "outcome_arrest", "outcome_other", "no_action", "faces_seen", "mode",
+    "cameras", "minutes_in_use", "minutes_per_arrest", "arrest_rate", "median_time_to_locate_s",
 ]  # fmt: skip
 
 T0 = to_ms(instant(1_760_000_000_000))
@@ -148,7 +148,9 @@ def test_report_row_follows_the_documented_definitions(
     builder, _ = fed
     (row,) = builder.report()
     assert list(row) == REPORT_KEYS
-    assert row["date"] == instant(T0).date().isoformat()
+    assert row["date"] == "2025-10-09"  # 08:53 UTC, 09:53 in London
+    assert row["starts_at"] == "2025-10-09T08:53:20.000Z"
+    assert row["status"] == "ENDED"
     assert row["duration_s"] == 5400.0
     assert row["minutes_in_use"] == 90.0
     assert (row["faces_seen"], row["total_alerts"]) == (4, 2)
@@ -159,9 +161,10 @@ def test_report_row_follows_the_documented_definitions(
     assert row["minutes_per_arrest"] == 90.0
     assert row["arrest_rate"] == 1 / 4
     assert (row["cameras"], row["mode"], row["min_threshold"]) == (2, "VAN", 0.6)
-    # located: A after 10 days + 4 min, B (false alert, engaged) after 20 days + 17 min
-    located = sorted([10 * 86_400_000 + 4 * MIN, 20 * 86_400_000 + 17 * MIN])
-    assert row["median_time_to_locate_s"] == located[1] / 1000  # upper middle of two
+    # located: A after 10 days + 4 min; B's confirmed *false* alert (a look-alike was
+    # engaged after 20 days + 17 min) is not the time to locate a wanted person
+    assert row["median_time_to_locate_s"] == (10 * 86_400_000 + 4 * MIN) / 1000
+    assert builder.time_to_locate()["by_mode"][0]["located"] == 1
 
 
 def test_score_equal_to_threshold_alerts() -> None:
@@ -196,15 +199,17 @@ def test_no_arrest_and_no_faces_give_nulls() -> None:
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 9, 10, 11, 20])
-def test_quantile_exact_matches_clickhouse(n: int) -> None:
-    chdb = pytest.importorskip("chdb")
-    values = [(i * 7919) % 1009 for i in range(n)]
-    sql = (
-        "SELECT quantileExact(0.5)(x), quantileExact(0.9)(x) "
-        f"FROM (SELECT arrayJoin([{','.join(map(str, values))}]) AS x)"
-    )
-    got = chdb.query(sql, "CSV").data().strip().split(",")
-    assert [int(g) for g in got] == [quantile_exact(values, 0.5), quantile_exact(values, 0.9)]
+def test_median_and_p90_are_numpys(n: int) -> None:
+    seconds = [((i * 7919) % 1009) / 1000 for i in range(n)]
+    assert median(seconds) == float(np.median(seconds))
+    assert quantile(seconds, 0.9) == pytest.approx(float(np.quantile(seconds, 0.9)), rel=1e-15)
+
+
+def test_even_median_is_the_mean_of_the_two_middle_values() -> None:
+    assert median([4.0, 1.0, 3.0, 2.0]) == 2.5
+    assert median([7.0]) == 7.0
+    with pytest.raises(ValueError, match="no values"):
+        median([])
 
 
 def test_truth_equals_the_simulators_own_prediction(small_run: dict[str, Any]) -> None:
