@@ -200,8 +200,8 @@ def located_values(db: Database, database: str) -> list[tuple[str, str, list[flo
     db_name = check_identifier(database)
     rows = db.execute(
         "SELECT mode, category, values_s FROM ("  # noqa: S608
-        f"SELECT deployment_id, category, values_s FROM {db_name}.agg_time_to_locate FINAL"
-        ") AS t ALL INNER JOIN ("
+        f"SELECT deployment_id, category, values_s FROM {db_name}.agg_time_to_locate FINAL "
+        "WHERE located > 0) AS t ALL INNER JOIN ("
         f"SELECT deployment_id, mode FROM {db_name}.deployments"
         ") AS d USING deployment_id"
     )
