@@ -205,8 +205,9 @@ def test_dates_are_london_dates_and_durations_cross_dst_exactly(
 def test_running_and_cancelled_deployments(databases: list[tuple[str, Database, str]]) -> None:
     windows = [
         window("running", BASE, None, status="ACTIVE"),
-        window("cancelled", BASE + timedelta(hours=1), BASE + timedelta(hours=3),
-               status="CANCELLED"),  # fmt: skip
+        window(
+            "cancelled", BASE + timedelta(hours=1), BASE + timedelta(hours=3), status="CANCELLED"
+        ),
     ]
     for label, db, name in databases:
         write(db, name, windows, [])
