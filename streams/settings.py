@@ -132,6 +132,13 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(
         1 << 20, ge=1024, description="Records larger than this are dead-lettered undecoded."
     )
+    report_timezone: str = Field(
+        "Europe/London",
+        description=(
+            "IANA time zone of the report's dates: a deployment is dated by the local date "
+            "of its start, as forces publish them."
+        ),
+    )
 
     # --- local stack -----------------------------------------------------
     state_dir: Path = Field(Path(".lfr"), description="Local stack data, logs and PID files.")
@@ -150,6 +157,17 @@ class Settings(BaseSettings):
             host, _, port = server.strip().rpartition(":")
             if not host or not port.isdigit():
                 raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    @field_validator("report_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/London)") from exc
         return value
 
     @model_validator(mode="after")
