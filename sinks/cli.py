@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import io
 import json
 import logging
 import signal
+import sys
 import threading
 from datetime import UTC, date, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from sinks.db import NativeDatabase, Role, connect
 from sinks.errors import ClickHouseUnavailable, SinkError
 from sinks.migrate import migrate, wait_for_server
 from sinks.report import (
     deployment_report,
+    located_values,
     render_csv,
     render_json,
+    summarise_time_to_locate,
     time_to_locate_report,
 )
 from sinks.report_table import render_report, render_time_to_locate
@@ -72,12 +77,17 @@ def register(subparsers: Any) -> None:
     run.set_defaults(handler=cmd_retention)
 
     p = subparsers.add_parser("report", help="Print the per-deployment report.")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--format", choices=("table", "csv", "json", "html"), default="table",
+                   help="html: one self-contained page with the table and charts.")  # fmt: skip
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="Write to FILE instead of standard output.")  # fmt: skip
     p.add_argument("--deployment", default=None, metavar="ID", help="Only this deployment.")
     p.add_argument("--since", type=_iso_date, default=None, metavar="DATE",
-                   help="First start date, inclusive (UTC).")  # fmt: skip
+                   help="First start date, inclusive (LFR_REPORT_TIMEZONE).")  # fmt: skip
     p.add_argument("--until", type=_iso_date, default=None, metavar="DATE",
-                   help="Last start date, inclusive (UTC).")  # fmt: skip
+                   help="Last start date, inclusive (LFR_REPORT_TIMEZONE).")  # fmt: skip
+    p.add_argument("--include-cancelled", action="store_true",
+                   help="Also list cancelled deployments (with zero counts).")  # fmt: skip
     p.add_argument("--time-to-locate", action="store_true",
                    help="Print the time-to-locate comparison instead.")  # fmt: skip
     p.set_defaults(handler=cmd_report)
@@ -123,34 +133,57 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    """Print the report, read as the analyst (read-only) user."""
+    """Print (or write) the report, read as the analyst (read-only) user."""
     db = _db(settings, "analyst")
+    out = io.StringIO()
     if args.time_to_locate:
         ttl = time_to_locate_report(db, settings.clickhouse_database)
         if args.format == "json":
-            print(json.dumps(ttl, indent=2))
+            print(json.dumps(ttl, indent=2), file=out)
         else:
-            _print_time_to_locate(ttl, args.format)
-        return 0
+            _print_time_to_locate(ttl, args.format, out)
+        return _emit(out.getvalue(), args.out)
     rows = deployment_report(db, settings.clickhouse_database, args.deployment, args.since,
-                             args.until)  # fmt: skip
+                             args.until, timezone=settings.report_timezone,
+                             include_cancelled=args.include_cancelled)  # fmt: skip
     if args.format == "json":
-        print(render_json(rows))
+        print(render_json(rows), file=out)
     elif args.format == "csv":
-        print(render_csv(rows), end="")
+        print(render_csv(rows), end="", file=out)
+    elif args.format == "html":
+        from sinks.report_html import render_html
+
+        # the charts cover the deployments the table shows
+        shown = [r["deployment_id"] for r in rows]
+        values = located_values(db, settings.clickhouse_database, shown)
+        by_mode: dict[str, list[float]] = {}
+        for mode, _category, seconds in values:
+            by_mode.setdefault(mode, []).extend(seconds)
+        ttl = summarise_time_to_locate(values)
+        out.write(render_html(rows, by_mode, ttl, settings.report_timezone))
     else:
-        print(render_report(rows))
+        print(render_report(rows), file=out)
+    return _emit(out.getvalue(), args.out)
+
+
+def _emit(text: str, path: str | None) -> int:
+    if path is None:
+        sys.stdout.write(text)
+    else:
+        Path(path).write_text(text, encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
-def _print_time_to_locate(ttl: dict[str, Any], fmt: str) -> None:
-    if fmt == "table":
-        print(render_time_to_locate(ttl))
+def _print_time_to_locate(ttl: dict[str, Any], fmt: str, out: TextIO) -> None:
+    if fmt != "csv":
+        print(render_time_to_locate(ttl), file=out)
         return
-    print("mode,category,located,mean_s,median_s,p90_s")
+    print("mode,category,located,mean_s,median_s,p90_s", file=out)
     for r in [*ttl["by_mode"], *ttl["by_mode_category"]]:
         category = r.get("category", "ALL")
-        print(f"{r['mode']},{category},{r['located']},{r['mean_s']},{r['median_s']},{r['p90_s']}")
+        line = f"{r['mode']},{category},{r['located']},{r['mean_s']},{r['median_s']},{r['p90_s']}"
+        print(line, file=out)
 
 
 def package_version() -> str:

@@ -195,13 +195,23 @@ def summarise_time_to_locate(rows: Sequence[tuple[str, str, Sequence[float]]]) -
     }
 
 
-def located_values(db: Database, database: str) -> list[tuple[str, str, list[float]]]:
-    """``(mode, category, seconds)`` per deployment, day and category, from the aggregates."""
+def located_values(
+    db: Database, database: str, deployments: Sequence[str] | None = None
+) -> list[tuple[str, str, list[float]]]:
+    """``(mode, category, seconds)`` per deployment, day and category, from the aggregates.
+
+    ``deployments``: only these (``None``: all).
+    """
     db_name = check_identifier(database)
+    only = ""
+    if deployments is not None:
+        if not deployments:
+            return []
+        only = f" AND deployment_id IN ({', '.join(sql_literal(d) for d in deployments)})"
     rows = db.execute(
         "SELECT mode, category, values_s FROM ("  # noqa: S608
         f"SELECT deployment_id, category, values_s FROM {db_name}.agg_time_to_locate FINAL "
-        "WHERE located > 0) AS t ALL INNER JOIN ("
+        f"WHERE located > 0{only}) AS t ALL INNER JOIN ("
         f"SELECT deployment_id, mode FROM {db_name}.deployments"
         ") AS d USING deployment_id"
     )
@@ -227,6 +237,29 @@ def format_duration(seconds: float | None) -> str:
         return "running"
     minutes = int(seconds // 60)
     return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+def parse_instant(text: str) -> datetime:
+    """The aware UTC datetime of a report's ``starts_at`` (``...T08:00:00.250Z``)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def duration_text(row: Mapping[str, Any], now: datetime) -> str:
+    """The Duration cell: ``h:mm``; a running deployment's time so far, marked; cancelled.
+
+    Only views for people show the time so far; JSON and CSV keep ``duration_s``
+    null while a deployment runs, so they never depend on when the report ran.
+    """
+    status = row.get("status")
+    if status == "CANCELLED":
+        return "cancelled"
+    if row["duration_s"] is not None:
+        return format_duration(row["duration_s"])
+    starts = row.get("starts_at")
+    if status == "ACTIVE" and starts:
+        so_far = max((now - parse_instant(starts)).total_seconds(), 0.0)
+        return f"{format_duration(so_far)}+ running"
+    return "running"
 
 
 def render_json(rows: Sequence[Mapping[str, Any]]) -> str:

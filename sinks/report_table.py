@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sinks.report import format_duration
+from sinks.report import duration_text
 
 Row = Mapping[str, Any]
 
@@ -53,7 +54,7 @@ DEPLOYMENT_COLUMNS = (
     Column("deployment_id", ("Deployment", ""), left=True),
     Column("location", ("Location", ""), _text(30), left=True),
     Column("date", ("Date", ""), left=True),
-    Column("duration_s", ("Duration", "h:mm"), format_duration),
+    Column("duration_text", ("Duration", "h:mm")),
     Column("use_case", ("Use case", ""), _text(24), left=True),
     Column("mode", ("Mode", ""), left=True),
     Column("cameras", ("Cameras", "")),
@@ -103,14 +104,21 @@ def render(rows: Sequence[Row], columns: Sequence[Column], title: str) -> str:
     return "\n".join(out)
 
 
-def render_report(rows: Sequence[Row]) -> str:
-    """The per-deployment report as two tables."""
+def render_report(rows: Sequence[Row], now: datetime | None = None) -> str:
+    """The per-deployment report as two tables (``now`` dates a running deployment's time)."""
     if not rows:
         return "No deployments match (a deployment shows once it is ACTIVE or ENDED)."
-    return "\n\n".join([
-        render(rows, DEPLOYMENT_COLUMNS, "Deployments"),
-        render(rows, ALERT_COLUMNS, "Alerts and outcomes"),
+    at = now or datetime.now(UTC)
+    shown = [{**row, "duration_text": duration_text(row, at)} for row in rows]
+    text = "\n\n".join([
+        render(shown, DEPLOYMENT_COLUMNS, "Deployments"),
+        render(shown, ALERT_COLUMNS, "Alerts and outcomes"),
     ])  # fmt: skip
+    if any(row.get("status") == "ACTIVE" and row["duration_s"] is None for row in rows):
+        text += "\n\n+ running: still in use; the duration so far, at " + at.strftime(
+            "%Y-%m-%d %H:%M UTC"
+        )
+    return text
 
 
 def _days(seconds: Any) -> str:

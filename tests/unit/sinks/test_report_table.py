@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sinks.report import MET_HEADINGS
@@ -19,7 +20,8 @@ ROW: dict[str, Any] = {
 
 
 def test_every_met_column_is_shown() -> None:
-    shown = {c.key for c in (*DEPLOYMENT_COLUMNS, *ALERT_COLUMNS)}
+    shown = {c.key for c in (*DEPLOYMENT_COLUMNS, *ALERT_COLUMNS)} | {"duration_s"}
+    assert "duration_text" in shown  # the Met's Duration, as h:mm
     assert {key for key, _ in MET_HEADINGS} <= shown
 
 
@@ -40,3 +42,15 @@ def test_totals_and_formatting() -> None:
 
 def test_no_rows_says_why() -> None:
     assert "ACTIVE or ENDED" in render_report([])
+
+
+def test_running_deployment_shows_its_time_so_far_marked() -> None:
+    running = {**ROW, "deployment_id": "RUN-1", "status": "ACTIVE", "duration_s": None,
+               "starts_at": "2025-10-02T08:00:00.000Z"}  # fmt: skip
+    cancelled = {**ROW, "deployment_id": "CAN-1", "status": "CANCELLED", "duration_s": None}
+    now = datetime(2025, 10, 2, 10, 35, 59, tzinfo=UTC)
+    text = render_report([ROW, running, cancelled], now=now)
+    run_line = next(line for line in text.splitlines() if line.startswith("RUN-1"))
+    assert "2:35+ running" in run_line
+    assert "cancelled" in next(line for line in text.splitlines() if line.startswith("CAN-1"))
+    assert "duration so far, at 2025-10-02 10:35 UTC" in text
