@@ -3,8 +3,8 @@
 Brings up the stack, creates topics, migrates ClickHouse, starts a worker and
 a sink, publishes the simulated scenario with a progress bar, waits until
 both have committed everything, rolls up, prints the per-deployment table and
-the fixed-vs-van time-to-locate comparison, and checks both against the
-simulator's own ground truth.
+the fixed-vs-van time-to-locate comparison, checks both against the
+simulator's own ground truth, and writes the HTML report with its charts.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def publish_scenario(
 
     scenario = build_scenario(scenario_name, DEFAULT_SEED if seed is None else seed)
     simulation = Simulation(scenario)
-    truth = TruthBuilder()
+    truth = TruthBuilder(settings.report_timezone)
     with Progress(
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
         TimeRemainingColumn(), disable=not show_progress,
@@ -121,6 +121,9 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         expected = [r for r in truth["deployments"]]
         verdict = "equals" if got == expected else "DIFFERS FROM"
         print(f"== the report {verdict} the simulator's ground truth ({truth_path})")
+        page = state_dir / "report.html"
+        lfr(settings, "report", "--format", "html", "--out", str(page), capture=True)
+        print(f"== HTML report (table and charts, opens offline in a browser): {page}")
     finally:
         if not args.keep:
             pipeline.stop()
