@@ -50,3 +50,10 @@ def test_running_deployment_is_marked_with_its_time_so_far(page_rows: PageRows) 
     running = page.split('<tr class="running">', 1)[1].split("</tr>", 1)[0]
     assert str(rows[-1]["deployment_id"]) in running
     assert "+ running" in running
+
+
+def test_no_deployments_still_gives_a_page_that_says_so() -> None:
+    ttl = summarise_time_to_locate([])
+    page = render_html([], {}, ttl, "Europe/London", now=NOW)
+    assert "no confirmed true match was located" in page
+    assert page.count("<svg") == 1 and "<tbody></tbody>" in page
