@@ -17,6 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# `make test` also needs Chromium (the HTML report's browser test) and etcd (the chart
+# against a real API server); `make demo` needs neither
+test: LFR_PREREQS_EXTRA ?= browser kube
+export LFR_PREREQS_EXTRA
+
 prereqs: ## install the missing system packages (ClickHouse, Prometheus, Java, Maven; as root)
 	@bash deploy/local/prerequisites.sh
 

@@ -68,6 +68,8 @@ def report_page(real_stack: Any, clickhouse_database: Callable[[], str], tmp_pat
 
 def test_html_report_renders_in_a_real_browser(report_page: Path, tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing in CI: .ci/run installs it (LFR_PREREQS_EXTRA)")
         pytest.skip("chromium is not installed: `LFR_PREREQS_EXTRA=browser make setup` adds it")
     shot = tmp_path / "report.png"
     _browser(tmp_path, f"--screenshot={shot}", report_page.as_uri())
