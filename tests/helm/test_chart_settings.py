@@ -73,6 +73,8 @@ def sample(name: str, info: FieldInfo) -> Any:
     """A valid value for the field that differs from its default (JSON type)."""
     if name == "kafka_bootstrap":
         return "sample-kafka-0:19092,sample-kafka-1:19092"
+    if name == "report_timezone":
+        return "America/New_York"  # validated as an IANA zone
     kind = _types(info.annotation)[0]
     if typing.get_origin(kind) is Literal:
         choices = typing.get_args(kind)
