@@ -34,11 +34,34 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Gauge
+
 from streams.errors import CommandError
 from streams.settings import Settings
 from streams.topics import CATALOGUE, Lifecycle, Topic, is_roll_marker, limit_ms
 
 log = logging.getLogger(__name__)
+
+# its own registry: only `lfr audit retention --serve` exposes these
+REGISTRY = CollectorRegistry()
+OLDEST_AGE = Gauge(
+    "lfr_retention_oldest_age_seconds",
+    "Age of the oldest personal datum a store still holds (0: none).",
+    ["store"],
+    registry=REGISTRY,
+)
+LIMIT = Gauge(
+    "lfr_retention_limit_seconds",
+    "The stated limit of a store's oldest personal datum (absent: kept for audit).",
+    ["store"],
+    registry=REGISTRY,
+)
+BREACHES = Gauge(
+    "lfr_retention_breaches", "Stores holding a datum past their limit.", registry=REGISTRY
+)
+LAST_AUDIT = Gauge(
+    "lfr_retention_audit_timestamp_seconds", "When the last audit finished.", registry=REGISTRY
+)
 
 DAY_S = 86_400
 CLOSED = frozenset({"ENDED", "CANCELLED"})
@@ -371,31 +394,24 @@ def _retention(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from prometheus_client import Gauge, start_http_server
+    from prometheus_client import start_http_server
 
-    age = Gauge(
-        "lfr_retention_oldest_age_seconds",
-        "Age of the oldest personal datum a store still holds.",
-        ["store"],
-    )
-    limit = Gauge(
-        "lfr_retention_limit_seconds",
-        "The stated limit of a store's oldest personal datum.",
-        ["store"],
-    )
-    breaches = Gauge("lfr_retention_breaches", "Stores holding a datum past their limit.")
-    last = Gauge("lfr_retention_audit_timestamp_seconds", "When the last audit finished.")
-    start_http_server(args.serve)  # fmt: skip
+    start_http_server(args.serve, registry=REGISTRY)
     while True:
         try:
             stores = _run(args, settings)
         except Exception:  # noqa: BLE001 - an unreachable store: retry next round
             log.exception("retention audit failed; retrying in %.0f s", args.interval)
         else:
-            for s in stores:
-                age.labels(store=s.store).set(s.oldest_age_s or 0.0)
-                if s.limit_s is not None:
-                    limit.labels(store=s.store).set(s.limit_s)
-            breaches.set(sum(s.breach for s in stores))
-            last.set_to_current_time()
+            publish(stores)
         time.sleep(args.interval)
+
+
+def publish(stores: list[StoreAge]) -> None:
+    """Set the audit's gauges from one audit."""
+    for s in stores:
+        OLDEST_AGE.labels(store=s.store).set(s.oldest_age_s or 0.0)
+        if s.limit_s is not None:
+            LIMIT.labels(store=s.store).set(s.limit_s)
+    BREACHES.set(sum(s.breach for s in stores))
+    LAST_AUDIT.set_to_current_time()

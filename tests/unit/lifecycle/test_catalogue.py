@@ -88,3 +88,14 @@ def test_oldest_age_ignores_roll_markers_and_breach_needs_both_figures() -> None
     assert not StoreAge("a", "", 0, None, 5.0).breach
     lines = list(render([StoreAge("a", "x", 1, 6.0, 5.0), StoreAge("b", "y", 0, None, None)]))
     assert "BREACH" in lines[1] and "kept" in lines[2]
+
+
+def test_the_served_metrics_carry_age_and_limit_per_store() -> None:
+    from streams.audit import REGISTRY, publish
+
+    publish([StoreAge("detections", "x", 3, 30.0, 20.0), StoreAge("operations", "y", 1, 9.0, None)])
+    value = REGISTRY.get_sample_value
+    assert value("lfr_retention_oldest_age_seconds", {"store": "detections"}) == 30.0
+    assert value("lfr_retention_limit_seconds", {"store": "detections"}) == 20.0
+    assert value("lfr_retention_limit_seconds", {"store": "operations"}) is None
+    assert value("lfr_retention_breaches") == 1.0
