@@ -265,8 +265,11 @@ def _describe(admin: Any, names: list[str]) -> dict[str, dict[str, str]]:
     }
 
 
-def create_topics(settings: Settings) -> list[str]:
-    """Create missing topics; alter the lifecycle configs of drifted ones. One line per topic."""
+def create_topics(settings: Settings, *, apply: bool = True) -> list[str]:
+    """Create missing topics; alter the lifecycle configs of drifted ones. One line per topic.
+
+    ``apply=False`` only reports: ``missing``, ``drift`` or ``found`` per topic.
+    """
     from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -288,16 +291,22 @@ def create_topics(settings: Settings) -> list[str]:
                     )
                 drift = config_drift(spec.config, configs.get(spec.name, {}))
                 if drift:
+                    changes = ", ".join(f"{k} {h} -> {w}" for k, (h, w) in drift.items())
+                    if not apply:
+                        lines.append(f"drift   {spec.name} ({changes})")
+                        continue
                     resource = ConfigResource(
                         ConfigResourceType.TOPIC,
                         spec.name,
                         configs={k: w for k, (_, w) in drift.items()},
                     )
                     admin.alter_configs([resource])
-                    changes = ", ".join(f"{k} {h} -> {w}" for k, (h, w) in drift.items())
                     lines.append(f"altered {spec.name} ({changes})")
                 else:
                     lines.append(f"found   {spec.name} ({have} partitions, configs as set)")
+                continue
+            if not apply:
+                lines.append(f"missing {spec.name}")
                 continue
             try:
                 admin.create_topics(
@@ -364,11 +373,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SECONDS",
         help="wait this long for a broker to answer first",
     )
+    create.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing: list missing topics and config drift, exit 1 if any",
+    )
     create.set_defaults(handler=_create)
 
 
 def _create(args: argparse.Namespace, settings: Settings) -> int:
     wait_for_broker(settings, args.wait)
-    for line in create_topics(settings):
+    lines = create_topics(settings, apply=not args.check)
+    for line in lines:
         print(line)
-    return 0
+    return 1 if args.check and any(line.startswith(("missing", "drift")) for line in lines) else 0
