@@ -90,7 +90,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 def _settings(broker: Settings, tmp_path: Path, **overrides: Any) -> Settings:
     tag = f"{time.time_ns() % 10**8:08d}"
-    names = {
+    names: dict[str, Any] = {
         f"topic_{t}": f"t{tag}.{t}"
         for t in ("detections", "watchlist", "operations", "adjudications",
                   "scans", "alerts", "outcomes", "dlq")
