@@ -39,7 +39,7 @@ import numpy as np
 from kafka.errors import KafkaError
 
 from schemas.codec import decode, encode
-from schemas.deadletter import biometric_topics, dead_letter, reasons
+from schemas.deadletter import dead_letter, reasons
 from schemas.errors import SchemaError
 from sinks import metrics
 from sinks.batching import Batch, Message, PartitionBuffer, bisect
@@ -59,6 +59,7 @@ from sinks.rows import (
     dead_letter_row,
 )
 from streams.settings import Settings
+from streams.topics import biometric_topic_names
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +264,7 @@ class Sink:
         self.producer = producer
         self.routes = routes_for(settings)
         self.writer = BatchWriter(db, settings.clickhouse_database, self.routes,
-                                  biometric_topics(settings))  # fmt: skip
+                                  biometric_topic_names(settings))  # fmt: skip
         self.buffers: dict[Any, PartitionBuffer] = {}
         self._backoff_until = 0.0
         self._failures = 0
