@@ -13,7 +13,9 @@ storage itself, not from the application's intentions:
 - the watchlist topic reports, for each deployment that has ENDED or was
   CANCELLED, how long after the end any record of its watchlist (template
   or tombstone, whose key names the subject) is still there, against the
-  retirement grace plus the compaction bound;
+  retirement grace plus the compaction bound; and the records of watchlists
+  that no deployment names, against a day (a watchlist is built at most
+  24 h before its deployment) plus the compaction bound;
 - each ClickHouse row table that concerns a person reports its oldest row
   against its retention in days (day partitions: one day more, plus the
   sink's retention interval).
@@ -163,13 +165,8 @@ def topic_limit_s(topic: Topic, settings: Settings) -> float | None:
     return base / 1000
 
 
-def ended_deployments(operations: Iterable[Raw]) -> dict[str, tuple[str, int]]:
-    """watchlist_id -> (deployment, when its end was published, ms) for ended watchlists.
-
-    A watchlist counts as ended when every deployment using it is ENDED or
-    CANCELLED (its latest version by updated_at); the time is the latest
-    such end's Kafka timestamp.
-    """
+def _latest_windows(operations: Iterable[Raw]) -> dict[str, tuple[int, str, str, int]]:
+    """deployment -> (updated_at ms, watchlist_id, status, Kafka timestamp) of its latest."""
     from schemas.codec import decode
     from schemas.errors import SchemaError
 
@@ -185,6 +182,22 @@ def ended_deployments(operations: Iterable[Raw]) -> dict[str, tuple[str, int]]:
         held = latest.get(w["deployment_id"])
         if held is None or updated >= held[0]:
             latest[w["deployment_id"]] = (updated, w["watchlist_id"], w["status"], r.timestamp_ms)
+    return latest
+
+
+def watchlists_in_use(operations: Iterable[Raw]) -> set[str]:
+    """Every watchlist_id some deployment on lfr.operations names."""
+    return {watchlist_id for _, watchlist_id, _, _ in _latest_windows(operations).values()}
+
+
+def ended_deployments(operations: Iterable[Raw]) -> dict[str, tuple[str, int]]:
+    """watchlist_id -> (deployment, when its end was published, ms) for ended watchlists.
+
+    A watchlist counts as ended when every deployment using it is ENDED or
+    CANCELLED (its latest version by updated_at); the time is the latest
+    such end's Kafka timestamp.
+    """
+    latest = _latest_windows(operations)
     by_watchlist: dict[str, list[tuple[str, str, int]]] = {}
     for deployment, (_, watchlist_id, status, ts) in latest.items():
         by_watchlist.setdefault(watchlist_id, []).append((deployment, status, ts))
@@ -210,6 +223,18 @@ def watchlist_age(
             since = max(0.0, (now_ms - ended[watchlist_id][1]) / 1000)
             worst = since if worst is None else max(worst, since)
     return count, worst
+
+
+def unassigned_age(
+    records: Iterable[Raw], in_use: set[str], now_ms: int
+) -> tuple[int, float | None]:
+    """(records of watchlists no deployment names, age of the oldest in s)."""
+    orphans = [
+        r for r in records
+        if r.key is not None and not is_roll_marker(r.key)
+        and bytes(r.key).decode("utf-8", "replace").partition(":")[0] not in in_use
+    ]  # fmt: skip
+    return len(orphans), oldest_age_s(orphans, now_ms)
 
 
 def kafka_stores(settings: Settings, now_ms: int) -> list[StoreAge]:
@@ -248,6 +273,13 @@ def kafka_stores(settings: Settings, now_ms: int) -> list[StoreAge]:
         stores.append(
             StoreAge("watchlist-ended", f"{settings.topic_watchlist}: entries of ended "
                      "deployments (templates and subject keys)", count, age, limit)
+        )  # fmt: skip
+        # a watchlist is built at most a day before its deployment: one that no
+        # deployment names after that is held for nothing
+        count, age = unassigned_age(watchlist, watchlists_in_use(operations), now_ms)
+        stores.append(
+            StoreAge("watchlist-unassigned", f"{settings.topic_watchlist}: entries of "
+                     "watchlists no deployment names", count, age, DAY_S + bound / 1000)
         )  # fmt: skip
     # Faust's own topics of this app that the catalogue does not name (leader, repartition)
     for name in sorted(present - known):

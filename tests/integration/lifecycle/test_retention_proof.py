@@ -223,6 +223,7 @@ def test_every_store_forgets_on_time_and_the_audit_proves_it(
         assert f"{s.app_id}-alerts-changelog" in blobs and s.topic_watchlist in blobs
         by_store = {x.store: x for x in stores}
         assert by_store["watchlist-ended"].records == 0
+        assert by_store["watchlist-unassigned"].records == 0
         assert by_store["alerts-table"].limit_s is not None
     finally:
         h.close()
