@@ -7,6 +7,7 @@ import re
 import yaml
 
 from tests.helm.conftest import CHART, ROOT
+from tests.helm.values_table import render_readme
 
 VALUES_TEXT = (CHART / "values.yaml").read_text()
 README = (CHART / "README.md").read_text()
@@ -37,3 +38,8 @@ def test_image_user_matches_the_chart_security_context() -> None:
     assert re.search(r'^ENTRYPOINT \["lfr"\]$', DOCKERFILE, re.M)
     mount = values["worker"]["persistence"]["mountPath"]
     assert f"LFR_STATE_DIR={mount}" in DOCKERFILE
+
+
+def test_readme_values_tables_are_generated_from_values_yaml() -> None:
+    # regenerate with: .venv/bin/python -m tests.helm.values_table
+    assert render_readme(README, VALUES_TEXT) == README
