@@ -27,6 +27,8 @@ CHART_MANAGED = {
     "state_dir": "worker.persistence.mountPath",
     "worker_store": "worker.persistence.enabled",
     "watchlist_purge_on_end": "worker.purgeOnEnd",
+    # the pod's own name, on the StatefulSet only (a Deployment's pod names are not stable)
+    "worker_group_instance_id": "worker.persistence.enabled",
 }
 # Only the local development stack reads these; they mean nothing in a cluster.
 LOCAL_STACK_ONLY = frozenset({"stack", "kafka_controller_port", "prometheus_port"})
