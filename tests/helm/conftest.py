@@ -160,8 +160,8 @@ def chart_copy(tmp_path: Path) -> Iterator[Path]:
 
 
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
-    """The pod spec of a Deployment, StatefulSet or Job."""
-    spec: dict[str, Any] = obj["spec"]["template"]["spec"]
+    """The pod spec of a Deployment, StatefulSet, Job or Pod."""
+    spec: dict[str, Any] = obj["spec"] if obj["kind"] == "Pod" else obj["spec"]["template"]["spec"]
     return spec
 
 
