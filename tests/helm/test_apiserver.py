@@ -86,7 +86,10 @@ def test_every_scenario_passes_a_server_side_dry_run(kube: Kube, values: Path) -
 
 def test_install_runs_the_hooks_in_order_then_creates_the_release(kube: Kube) -> None:
     namespace = kube.namespace("install")
-    kube.run("install", RELEASE, "-n", namespace, "-f", str(MINIMAL), "--timeout", TIMEOUT)
+    out = kube.run("install", RELEASE, "-n", namespace, "-f", str(MINIMAL), "--timeout", TIMEOUT)
+    # the NOTES name the consumer group and how to check the release
+    assert f"consumer group {FULLNAME}" in out
+    assert f"helm test {RELEASE} -n {namespace}" in out
     assert _status(kube, namespace)["info"]["status"] == "deployed"
     jobs = [name for ns, name in kube.jobs.completed if ns == namespace]
     assert jobs == [f"{FULLNAME}-topics", f"{FULLNAME}-migrate"]
