@@ -395,7 +395,12 @@ class JobCompleter:
                 try:
                     self._complete_jobs(namespace)
                     self._complete_test_pods(namespace)
-                except (ApiError, OSError) as exc:
+                except ApiError as exc:
+                    # deleted (helm removes succeeded hooks) or changed since listed:
+                    # the next round sees the current state
+                    if exc.status not in (404, 409):
+                        self.errors.append(f"{namespace}: {exc}")
+                except OSError as exc:
                     self.errors.append(f"{namespace}: {exc}")
             self._stop.wait(0.2)
 
