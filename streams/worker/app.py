@@ -1,7 +1,7 @@
 """The Faust app of the worker: topics, tables and the agents around the pure stages.
 
 Built from the settings object. faust-streaming 0.15 facts decide the shape
-(DESIGN.md): at-least-once, agent concurrency 1, plain Tables, no
+(docs/architecture.md): at-least-once, agent concurrency 1, plain Tables, no
 exactly_once, no GlobalTable; windows and watchlists are read by a separate
 broadcast Service (:mod:`streams.worker.watchlist`). Every agent turns raw
 Kafka bytes into records with the project codec, so a bad record becomes a
