@@ -46,11 +46,21 @@ def up(settings: Settings, names: list[str] | None = None) -> list[str]:
         from streams.localstack.docker import DockerStack
 
         return DockerStack(settings).up()
-    lines = []
+    lines: list[str] = []
+    started: list[LocalService] = []
     for service in services(settings):
         if names and service.name not in names:
             continue
-        lines.append(service.start())
+        was_running = service.pid_file.read() is not None
+        try:
+            lines.append(service.start())
+        except StackError as exc:
+            # a half-started stack holds ports and files that block the next try
+            stopped = [s.stop() for s in reversed(started)]
+            undone = f"; stopped what this call started ({', '.join(stopped)})" if stopped else ""
+            raise StackError(f"{exc}{undone}") from exc
+        if not was_running:
+            started.append(service)
     return lines
 
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the worker (names per docs/architecture.md conventions: ``lfr_`` prefix, base units).
+"""Prometheus metrics of the worker (docs/architecture.md: ``lfr_`` prefix, base units).
 
 No label carries a camera, subject or site: label values are stage names and
 dead-letter / gating reasons, all bounded sets.
