@@ -92,6 +92,13 @@ class Settings(BaseSettings):
 
     # --- processes -------------------------------------------------------
     app_id: str = Field("lfr-stream", description="Faust app id = the worker's consumer group.")
+    worker_group_instance_id: str | None = Field(
+        None,
+        description=(
+            "Kafka static membership id of this worker (group.instance.id); "
+            "the chart sets it from the StatefulSet pod name"
+        ),
+    )
     worker_metrics_port: int = Field(9101, ge=0, le=65535, description="Worker /metrics port.")
     sink_metrics_port: int = Field(9102, ge=0, le=65535, description="Sink /metrics port.")
     pseudonym_key: SecretStr = Field(
