@@ -76,11 +76,21 @@ def sink_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start_sink(settings: Settings, log_path: Path, *extra: str) -> subprocess.Popen[bytes]:
-    """``lfr sink`` as a child process, logging to ``log_path``."""
-    args = [sys.executable, "-m", "streams.cli", "sink", "--batch-size", "97", "--linger", "0.2",
-            "--rollup-interval", "1", "--retention-interval", "0",
-            "--session-timeout-ms", "6000", *extra]  # fmt: skip
+SINK_OPTIONS = ("--batch-size", "97", "--linger", "0.2", "--rollup-interval", "1",
+                "--retention-interval", "0", "--session-timeout-ms", "6000")  # fmt: skip
+
+
+def start_sink(settings: Settings, log_path: Path, *extra: str,
+               kill_after_inserts: int = 0) -> subprocess.Popen[bytes]:  # fmt: skip
+    """``lfr sink`` as a child process, logging to ``log_path``.
+
+    ``kill_after_inserts``: run the test-only sink that SIGKILLs itself after
+    that many inserts, before their commit (:mod:`.faulty_sink`).
+    """
+    command = ["-m", "streams.cli", "sink"]
+    if kill_after_inserts:
+        command = ["-m", "tests.integration.sinks.faulty_sink", str(kill_after_inserts)]
+    args = [sys.executable, *command, *SINK_OPTIONS, *extra]
     log = log_path.open("ab")
     return subprocess.Popen(args, env=sink_env(settings), stdout=log, stderr=log)
 
