@@ -63,7 +63,8 @@ def sink_env(settings: Settings) -> dict[str, str]:
     """The environment that makes ``lfr sink`` use these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LFR_")}
     for field in ("kafka_bootstrap", "clickhouse_host", "clickhouse_port", "clickhouse_database",
-                  "app_id", "sink_metrics_port", *(f"topic_{t}" for t in SINK_TOPICS)):  # fmt: skip
+                  "app_id", "sink_metrics_port", "sink_max_blocked_s",
+                  *(f"topic_{t}" for t in SINK_TOPICS)):  # fmt: skip
         env[f"LFR_{field.upper()}"] = str(getattr(settings, field))
     for field in ("clickhouse_user", "clickhouse_password", "clickhouse_ingest_user",
                   "clickhouse_ingest_password", "clickhouse_analyst_user",
