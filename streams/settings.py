@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     )
     worker_metrics_port: int = Field(9101, ge=0, le=65535, description="Worker /metrics port.")
     sink_metrics_port: int = Field(9102, ge=0, le=65535, description="Sink /metrics port.")
+    sink_max_blocked_s: float = Field(
+        600.0,
+        gt=0,
+        description=(
+            "Seconds the sink may stay blocked by its environment (credentials, rights, "
+            "a missing table, an unreachable server) before it exits 1 for a restart."
+        ),
+    )
     pseudonym_key: SecretStr = Field(
         SecretStr("local-development-only-key"),
         description="HMAC key turning subject ids into subject_ref (secret; set it in production).",
