@@ -25,6 +25,7 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 COMMAND_MODULES: tuple[str, ...] = (
     "streams.localstack.cli",  # lfr stack up|down|status
     "streams.topics",  # lfr topics create
+    "streams.audit",  # lfr audit retention
     "schemas.cli",  # lfr schemas check
     "streams.jsonio",  # lfr publish, lfr consume
     "streams.worker",  # lfr worker, lfr watchlist purge

@@ -65,8 +65,48 @@ class Settings(BaseSettings):
     watchlist_partitions: int = Field(3, ge=1, description="Partitions of lfr.watchlist.")
     detections_retention_ms: int = Field(
         6 * 3600 * 1000,
-        ge=60_000,
+        ge=1000,
         description="Retention of lfr.detections (biometric input), milliseconds.",
+    )
+    personal_retention_ms: int = Field(
+        7 * 24 * 3600 * 1000,
+        ge=1000,
+        description=(
+            "Retention of the other delete topics that concern a person (alerts, outcomes, "
+            "adjudications, scans, dead letters), milliseconds."
+        ),
+    )
+    topic_segment_ms: int = Field(
+        15 * 60 * 1000,
+        ge=1000,
+        description=(
+            "Longest time a segment of a personal topic stays open (Kafka deletes and "
+            "compacts closed segments only), milliseconds."
+        ),
+    )
+    compaction_max_lag_ms: int = Field(
+        3600 * 1000,
+        ge=1000,
+        description=(
+            "max.compaction.lag.ms of the compacted personal topics (watchlist, worker "
+            "table changelogs): a closed segment is compacted within it, milliseconds."
+        ),
+    )
+    tombstone_retention_ms: int = Field(
+        3600 * 1000,
+        ge=0,
+        description=(
+            "delete.retention.ms of the compacted topics: how long a tombstone (whose key "
+            "may name a person) outlives the compaction that applied it, milliseconds."
+        ),
+    )
+    retention_slack_ms: int = Field(
+        10 * 60 * 1000,
+        ge=0,
+        description=(
+            "Allowance `lfr audit retention` adds to each Kafka limit for the broker's "
+            "retention check interval and cleaner delay, milliseconds."
+        ),
     )
 
     # --- ClickHouse ------------------------------------------------------
@@ -132,6 +172,23 @@ class Settings(BaseSettings):
     )
     adjudication_hold_s: float = Field(
         300.0, gt=0, description="Seconds an adjudication waits for its alert, then dead letter."
+    )
+    alert_table_ttl_s: int = Field(
+        31 * 24 * 3600,
+        ge=1,
+        le=31 * 24 * 3600,
+        description=(
+            "Seconds an alert stays in the worker's alerts table (and its changelog) after "
+            "the worker stored it; at most 31 days."
+        ),
+    )
+    alert_table_keep_after_outcome_s: int = Field(
+        24 * 3600,
+        ge=1,
+        description=(
+            "Seconds an alert stays in the worker's table after its outcome was emitted, "
+            "so that a corrected or redelivered adjudication still joins."
+        ),
     )
     watchlist_purge_on_end: bool = Field(
         False, description="Worker tombstones a watchlist's entries when its deployment ends."

@@ -45,6 +45,7 @@ from streams.worker.kafka_config import faust_credentials
 from streams.worker.lag import LagGauge
 from streams.worker.outcome_agents import install_outcome_agents
 from streams.worker.pseudonym import Pseudonymiser
+from streams.worker.segment_roll import install_segment_roller
 from streams.worker.source import SourceRecord, reject
 from streams.worker.watchlist import WatchlistService
 from streams.worker.web import HealthServer
@@ -252,6 +253,7 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         _count(result)
 
     install_outcome_agents(app, settings, outputs, codec, table_args, options.adjudication_hold_s)
+    install_segment_roller(app, settings)
     inputs = (settings.topic_detections, settings.topic_operations, settings.topic_adjudications,
               settings.topic_alerts)  # fmt: skip
     watchdog = FetchWatchdog(app, inputs)

@@ -76,6 +76,10 @@ WINDOWS_ACTIVE = Gauge(
 PENDING_ADJUDICATIONS = Gauge(
     "lfr_adjudications_pending", "Adjudications held while waiting for their alert."
 )
+ALERTS_TABLE_ENTRIES = Gauge(
+    "lfr_alerts_table_entries",
+    "Alerts held in this worker's alerts table (deleted at LFR_ALERT_TABLE_TTL_S at most).",
+)
 BUILD_INFO = Info("lfr_build", "Version of the lfr-stream worker.")
 
 

@@ -93,7 +93,9 @@ def sample(name: str, info: FieldInfo) -> Any:
     if kind is bool:
         return not info.default
     if kind is int:
-        return int(info.default or 0) + 1
+        upper = [m.le for m in info.metadata if getattr(m, "le", None) is not None]
+        value = int(info.default or 0) + 1
+        return value - 2 if upper and value > upper[0] else value
     if kind is float:
         return float(info.default or 0) + 1.5
     if kind is Path:
