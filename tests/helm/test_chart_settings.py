@@ -28,8 +28,11 @@ CHART_MANAGED = {
     "worker_store": "worker.persistence.enabled",
     "watchlist_purge_on_end": "worker.purgeOnEnd",
 }
-# Only the local development stack reads these; they mean nothing in a cluster.
-LOCAL_STACK_ONLY = frozenset({"stack", "kafka_controller_port", "prometheus_port"})
+# Only the local development stack (or the demo and tests) read these; they mean nothing,
+# or must never be set, in a cluster.
+LOCAL_STACK_ONLY = frozenset(
+    {"stack", "kafka_controller_port", "prometheus_port", "allow_dev_pseudonym_key"}
+)
 # Defaults that differ on purpose: loopback is the local stack, not a cluster.
 CHART_DEFAULT_OVERRIDES = {"kafka_bootstrap": "kafka:9092", "clickhouse_host": "clickhouse"}
 # Settings the hook jobs (topics, migrations as the admin user) do not get: least privilege.
@@ -38,6 +41,7 @@ NOT_FOR_HOOKS = frozenset(
 )
 
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
+SAMPLE_FILE = CHART / "Chart.yaml"
 SCHEMA = yaml.safe_load((CHART / "values.schema.json").read_text())
 
 
@@ -86,9 +90,10 @@ def sample(name: str, info: FieldInfo) -> Any:
     if kind is float:
         return float(info.default or 0) + 1.5
     if kind is Path:
-        return f"/etc/lfr/sample/{name}"
+        # the settings refuse a TLS file that does not exist: name a real one
+        return str(SAMPLE_FILE)
     if kind is SecretStr:
-        return f"sample-secret-{name}"
+        return f"sample-secret-{name}-0123456789"  # the pseudonym key needs 32 characters
     return f"sample-{name.replace('_', '-')}"
 
 

@@ -143,6 +143,7 @@ app.kubernetes.io/component: {{ .component }}
      pseudonym key nor the ingest and analyst passwords. */}}
 {{- define "lfr-stream.secretSettings" -}}
 kafkaSaslPassword: LFR_KAFKA_SASL_PASSWORD
+kafkaSslKeyPassword: LFR_KAFKA_SSL_KEY_PASSWORD
 clickhousePassword: LFR_CLICKHOUSE_PASSWORD
 {{- if not .hook }}
 clickhouseIngestPassword: LFR_CLICKHOUSE_INGEST_PASSWORD
