@@ -125,3 +125,14 @@ def test_clickhouse_tls_files_reach_the_driver(tmp_path: Path) -> None:
         str(key),
     )
     assert "ca_certs" not in Settings().clickhouse_config()
+
+
+def test_lfr_worker_without_a_key_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.delenv("LFR_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("LFR_ALLOW_DEV_PSEUDONYM_KEY", raising=False)
+    monkeypatch.setenv("LFR_STATE_DIR", str(tmp_path))
+    assert main(["worker"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lfr: LFR_PSEUDONYM_KEY is not set"), err
