@@ -77,8 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings()
     except ValidationError as exc:
         for error in exc.errors():
+            # a rule across settings (SASL needs a password...) has no single field
             field = "LFR_" + "_".join(str(p) for p in error["loc"]).upper()
-            print(f"lfr: invalid setting {field}: {error['msg']}", file=sys.stderr)
+            where = f"setting {field}" if error["loc"] else "settings"
+            print(f"lfr: invalid {where}: {error['msg']}", file=sys.stderr)
         return 2
     try:
         return handler(args, settings)
