@@ -81,6 +81,17 @@ CONSUMER_LAG = Gauge(
 PAUSED_PARTITIONS = Gauge(
     "lfr_sink_paused_partitions", "Partitions paused while ClickHouse is unavailable."
 )
+BLOCKED = Gauge(
+    "lfr_sink_blocked",
+    "1 while the sink is blocked by its environment (it neither commits nor dead-letters), "
+    "by cause (authentication, unknown_database, unreachable, kafka_unassigned, ...).",
+    ["cause"],
+)
+ENVIRONMENT_ERRORS = Counter(
+    "lfr_sink_environment_errors_total",
+    "Failed attempts the environment caused (the batch is retried, never dead-lettered), by cause.",
+    ["cause"],
+)
 CLICKHOUSE_UP = Gauge("lfr_sink_clickhouse_up", "1 while the last ClickHouse call succeeded.")
 COMMIT_LATENCY = BatchHistogram(
     "lfr_sink_commit_latency_seconds",
@@ -125,7 +136,11 @@ def publish_build_info(version: str, app_id: str, registry: CollectorRegistry = 
 
 
 def initialise(
-    topics: Iterable[str], tables: Iterable[str], aged_tables: Iterable[str], reasons: Iterable[str]
+    topics: Iterable[str],
+    tables: Iterable[str],
+    aged_tables: Iterable[str],
+    reasons: Iterable[str],
+    causes: Iterable[str] = (),
 ) -> None:
     """Create every labelled child the sink can touch, at zero.
 
@@ -144,6 +159,9 @@ def initialise(
         EVENT_AGE.labels(table)
     for reason in reasons:
         DEAD_LETTERS.labels(reason)
+    for cause in causes:
+        BLOCKED.labels(cause).set(0)
+        ENVIRONMENT_ERRORS.labels(cause)
     for result in ROLLUP_RESULTS:
         ROLLUP_RUNS.labels(result)
     for table in RETAINED_TABLES:

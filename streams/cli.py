@@ -25,6 +25,7 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 COMMAND_MODULES: tuple[str, ...] = (
     "streams.localstack.cli",  # lfr stack up|down|status
     "streams.topics",  # lfr topics create
+    "streams.audit",  # lfr audit retention
     "schemas.cli",  # lfr schemas check
     "streams.jsonio",  # lfr publish, lfr consume
     "streams.worker",  # lfr worker, lfr watchlist purge
@@ -76,8 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings()
     except ValidationError as exc:
         for error in exc.errors():
+            # a rule across settings (SASL needs a password...) has no single field
             field = "LFR_" + "_".join(str(p) for p in error["loc"]).upper()
-            print(f"lfr: invalid setting {field}: {error['msg']}", file=sys.stderr)
+            where = f"setting {field}" if error["loc"] else "settings"
+            print(f"lfr: invalid {where}: {error['msg']}", file=sys.stderr)
         return 2
     try:
         return handler(args, settings)

@@ -15,6 +15,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.errors import ConfigError
+
+MIN_PSEUDONYM_KEY_LENGTH = 32
+"""Characters of LFR_PSEUDONYM_KEY at least (HMAC-SHA256: as long as its output)."""
+DEV_PSEUDONYM_KEY = "local-development-only-key-never-use-it-in-production"
+"""The publicly known key LFR_ALLOW_DEV_PSEUDONYM_KEY permits: refs under it are reversible."""
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -39,6 +46,27 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = Field(None, description="CA bundle (PEM) to verify brokers.")
     kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (PEM) for mTLS.")
     kafka_ssl_keyfile: Path | None = Field(None, description="Client private key (PEM) for mTLS.")
+    # --- security: TLS files, key pass phrase, the development pseudonym key ---
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="Pass phrase of an encrypted LFR_KAFKA_SSL_KEYFILE (secret)."
+    )
+    clickhouse_ca_file: Path | None = Field(
+        None,
+        description="CA bundle (PEM) to verify ClickHouse's TLS certificate (unset: system CAs).",
+    )
+    clickhouse_cert_file: Path | None = Field(
+        None, description="Client certificate (PEM) for TLS to ClickHouse."
+    )
+    clickhouse_key_file: Path | None = Field(
+        None, description="Client private key (PEM) for TLS to ClickHouse."
+    )
+    allow_dev_pseudonym_key: bool = Field(
+        False,
+        description=(
+            "Development only: with LFR_PSEUDONYM_KEY unset, the worker uses a fixed, publicly "
+            "known key instead of refusing to start (the demo, local stack and tests set it)."
+        ),
+    )
     kafka_replication_factor: int = Field(
         1, ge=1, description="Replication factor of the topics `lfr topics create` makes."
     )
@@ -65,8 +93,48 @@ class Settings(BaseSettings):
     watchlist_partitions: int = Field(3, ge=1, description="Partitions of lfr.watchlist.")
     detections_retention_ms: int = Field(
         6 * 3600 * 1000,
-        ge=60_000,
+        ge=1000,
         description="Retention of lfr.detections (biometric input), milliseconds.",
+    )
+    personal_retention_ms: int = Field(
+        7 * 24 * 3600 * 1000,
+        ge=1000,
+        description=(
+            "Retention of the other delete topics that concern a person (alerts, outcomes, "
+            "adjudications, scans, dead letters), milliseconds."
+        ),
+    )
+    topic_segment_ms: int = Field(
+        15 * 60 * 1000,
+        ge=1000,
+        description=(
+            "Longest time a segment of a personal topic stays open (Kafka deletes and "
+            "compacts closed segments only), milliseconds."
+        ),
+    )
+    compaction_max_lag_ms: int = Field(
+        3600 * 1000,
+        ge=1000,
+        description=(
+            "max.compaction.lag.ms of the compacted personal topics (watchlist, worker "
+            "table changelogs): a closed segment is compacted within it, milliseconds."
+        ),
+    )
+    tombstone_retention_ms: int = Field(
+        3600 * 1000,
+        ge=0,
+        description=(
+            "delete.retention.ms of the compacted topics: how long a tombstone (whose key "
+            "may name a person) outlives the compaction that applied it, milliseconds."
+        ),
+    )
+    retention_slack_ms: int = Field(
+        10 * 60 * 1000,
+        ge=0,
+        description=(
+            "Allowance `lfr audit retention` adds to each Kafka limit for the broker's "
+            "retention check interval and cleaner delay, milliseconds."
+        ),
     )
 
     # --- ClickHouse ------------------------------------------------------
@@ -101,9 +169,20 @@ class Settings(BaseSettings):
     )
     worker_metrics_port: int = Field(9101, ge=0, le=65535, description="Worker /metrics port.")
     sink_metrics_port: int = Field(9102, ge=0, le=65535, description="Sink /metrics port.")
-    pseudonym_key: SecretStr = Field(
-        SecretStr("local-development-only-key"),
-        description="HMAC key turning subject ids into subject_ref (secret; set it in production).",
+    sink_max_blocked_s: float = Field(
+        600.0,
+        gt=0,
+        description=(
+            "Seconds the sink may stay blocked by its environment (credentials, rights, "
+            "a missing table, an unreachable server) before it exits 1 for a restart."
+        ),
+    )
+    pseudonym_key: SecretStr | None = Field(
+        None,
+        description=(
+            f"HMAC key turning subject ids into subject_ref (secret, at least "
+            f"{MIN_PSEUDONYM_KEY_LENGTH} characters); the worker refuses to start without it."
+        ),
     )
 
     # --- worker ----------------------------------------------------------
@@ -124,6 +203,23 @@ class Settings(BaseSettings):
     )
     adjudication_hold_s: float = Field(
         300.0, gt=0, description="Seconds an adjudication waits for its alert, then dead letter."
+    )
+    alert_table_ttl_s: int = Field(
+        31 * 24 * 3600,
+        ge=1,
+        le=31 * 24 * 3600,
+        description=(
+            "Seconds an alert stays in the worker's alerts table (and its changelog) after "
+            "the worker stored it; at most 31 days."
+        ),
+    )
+    alert_table_keep_after_outcome_s: int = Field(
+        24 * 3600,
+        ge=1,
+        description=(
+            "Seconds an alert stays in the worker's table after its outcome was emitted, "
+            "so that a corrected or redelivered adjudication still joins."
+        ),
     )
     watchlist_purge_on_end: bool = Field(
         False, description="Worker tombstones a watchlist's entries when its deployment ends."
@@ -177,15 +273,77 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/London)") from exc
         return value
 
+    @field_validator(
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        "clickhouse_ca_file",
+        "clickhouse_cert_file",
+        "clickhouse_key_file",
+    )
+    @classmethod
+    def _file_readable(cls, value: Path | None) -> Path | None:
+        # checked at start, so a typo is one clear line, not a TLS error minutes later
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("pseudonym_key")
+    @classmethod
+    def _key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_PSEUDONYM_KEY_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_PSEUDONYM_KEY_LENGTH} characters "
+                "(e.g. `openssl rand -base64 32`)"
+            )
+        return value
+
     @model_validator(mode="after")
-    def _sasl_complete(self) -> Settings:
-        if self.kafka_security_protocol.startswith("SASL_"):
-            if not (self.kafka_sasl_mechanism and self.kafka_sasl_username):
+    def _security_complete(self) -> Settings:
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_"):
+            password = self.kafka_sasl_password
+            if not (
+                self.kafka_sasl_mechanism
+                and self.kafka_sasl_username
+                and password is not None
+                and password.get_secret_value()
+            ):
                 raise ValueError(
-                    "LFR_KAFKA_SECURITY_PROTOCOL=SASL_* needs LFR_KAFKA_SASL_MECHANISM "
-                    "and LFR_KAFKA_SASL_USERNAME (and LFR_KAFKA_SASL_PASSWORD)"
+                    f"LFR_KAFKA_SECURITY_PROTOCOL={protocol} needs LFR_KAFKA_SASL_MECHANISM, "
+                    "LFR_KAFKA_SASL_USERNAME and LFR_KAFKA_SASL_PASSWORD"
                 )
+        for cert, key, what in (
+            (self.kafka_ssl_certfile, self.kafka_ssl_keyfile, "LFR_KAFKA_SSL"),
+            (self.clickhouse_cert_file, self.clickhouse_key_file, "LFR_CLICKHOUSE"),
+        ):
+            if key is not None and cert is None:
+                raise ValueError(f"{what} key file is set without its certificate file")
+        if self.kafka_ssl_key_password is not None and self.kafka_ssl_keyfile is None:
+            raise ValueError("LFR_KAFKA_SSL_KEY_PASSWORD is set but LFR_KAFKA_SSL_KEYFILE is not")
+        tls_files = (self.clickhouse_ca_file, self.clickhouse_cert_file)
+        if not self.clickhouse_secure and any(f is not None for f in tls_files):
+            raise ValueError(
+                "LFR_CLICKHOUSE_CA_FILE / LFR_CLICKHOUSE_CERT_FILE need LFR_CLICKHOUSE_SECURE=true"
+            )
         return self
+
+    def require_pseudonym_key(self) -> SecretStr:
+        """The pseudonym key; the development key only when explicitly allowed.
+
+        Raises ConfigError when LFR_PSEUDONYM_KEY is unset and
+        LFR_ALLOW_DEV_PSEUDONYM_KEY is not true: a known key would make every
+        subject_ref reversible by hashing candidate ids.
+        """
+        if self.pseudonym_key is not None:
+            return self.pseudonym_key
+        if self.allow_dev_pseudonym_key:
+            return SecretStr(DEV_PSEUDONYM_KEY)
+        raise ConfigError(
+            "LFR_PSEUDONYM_KEY is not set: give the worker a secret key of at least "
+            f"{MIN_PSEUDONYM_KEY_LENGTH} characters (e.g. `openssl rand -base64 32`); for local "
+            "development only, LFR_ALLOW_DEV_PSEUDONYM_KEY=true uses a publicly known key"
+        )
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -210,23 +368,10 @@ class Settings(BaseSettings):
         return env
 
     def kafka_python_config(self) -> dict[str, object]:
-        """Security keyword arguments for kafka-python clients."""
-        config: dict[str, object] = {
-            "bootstrap_servers": self.bootstrap_servers,
-            "security_protocol": self.kafka_security_protocol,
-        }
-        if self.kafka_sasl_mechanism:
-            config["sasl_mechanism"] = self.kafka_sasl_mechanism
-            config["sasl_plain_username"] = self.kafka_sasl_username
-            if self.kafka_sasl_password is not None:
-                config["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
-        if self.kafka_ssl_cafile:
-            config["ssl_cafile"] = str(self.kafka_ssl_cafile)
-        if self.kafka_ssl_certfile:
-            config["ssl_certfile"] = str(self.kafka_ssl_certfile)
-        if self.kafka_ssl_keyfile:
-            config["ssl_keyfile"] = str(self.kafka_ssl_keyfile)
-        return config
+        """Connection and security keyword arguments for kafka-python clients."""
+        from streams.worker.kafka_config import kafka_python_config
+
+        return kafka_python_config(self)
 
     def clickhouse_config(
         self, role: Literal["admin", "ingest", "analyst"] = "admin"
@@ -249,7 +394,21 @@ class Settings(BaseSettings):
             "user": user,
             "password": password.get_secret_value(),
             "secure": self.clickhouse_secure,
+            **self._clickhouse_tls(),
         }
+
+    def _clickhouse_tls(self) -> dict[str, object]:
+        """clickhouse-driver's TLS options: verify against the CA file, present a client cert."""
+        if not self.clickhouse_secure:
+            return {}
+        tls: dict[str, object] = {"verify": True}
+        if self.clickhouse_ca_file:
+            tls["ca_certs"] = str(self.clickhouse_ca_file)
+        if self.clickhouse_cert_file:
+            tls["certfile"] = str(self.clickhouse_cert_file)
+        if self.clickhouse_key_file:
+            tls["keyfile"] = str(self.clickhouse_key_file)
+        return tls
 
 
 def reference_table() -> str:

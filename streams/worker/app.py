@@ -1,7 +1,7 @@
 """The Faust app of the worker: topics, tables and the agents around the pure stages.
 
 Built from the settings object. faust-streaming 0.15 facts decide the shape
-(DESIGN.md): at-least-once, agent concurrency 1, plain Tables, no
+(docs/architecture.md): at-least-once, agent concurrency 1, plain Tables, no
 exactly_once, no GlobalTable; windows and watchlists are read by a separate
 broadcast Service (:mod:`streams.worker.watchlist`). Every agent turns raw
 Kafka bytes into records with the project codec, so a bad record becomes a
@@ -45,6 +45,7 @@ from streams.worker.kafka_config import faust_credentials
 from streams.worker.lag import LagGauge
 from streams.worker.outcome_agents import install_outcome_agents
 from streams.worker.pseudonym import Pseudonymiser
+from streams.worker.segment_roll import install_segment_roller
 from streams.worker.source import SourceRecord, reject
 from streams.worker.watchlist import WatchlistService
 from streams.worker.web import HealthServer
@@ -160,7 +161,7 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         windows_of=reference.windows_of,
         watchlist=reference.snapshot,
         high_water_of=lambda site: site_clock.get(site.encode()),
-        pseudonymiser=Pseudonymiser(settings.pseudonym_key),
+        pseudonymiser=Pseudonymiser(settings.require_pseudonym_key()),
         allowed_lateness_ms=lateness_ms,
         is_deleted=reference.is_deleted,
         decode=codec.decode,
@@ -252,6 +253,7 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         _count(result)
 
     install_outcome_agents(app, settings, outputs, codec, table_args, options.adjudication_hold_s)
+    install_segment_roller(app, settings)
     inputs = (settings.topic_detections, settings.topic_operations, settings.topic_adjudications,
               settings.topic_alerts)  # fmt: skip
     watchdog = FetchWatchdog(app, inputs)

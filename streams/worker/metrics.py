@@ -1,4 +1,4 @@
-"""Prometheus metrics of the worker (names per DESIGN.md: ``lfr_`` prefix, base units).
+"""Prometheus metrics of the worker (docs/architecture.md: ``lfr_`` prefix, base units).
 
 No label carries a camera, subject or site: label values are stage names and
 dead-letter / gating reasons, all bounded sets.
@@ -75,6 +75,10 @@ WINDOWS_ACTIVE = Gauge(
 )
 PENDING_ADJUDICATIONS = Gauge(
     "lfr_adjudications_pending", "Adjudications held while waiting for their alert."
+)
+ALERTS_TABLE_ENTRIES = Gauge(
+    "lfr_alerts_table_entries",
+    "Alerts held in this worker's alerts table (deleted at LFR_ALERT_TABLE_TTL_S at most).",
 )
 BUILD_INFO = Info("lfr_build", "Version of the lfr-stream worker.")
 

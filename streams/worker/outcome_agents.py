@@ -3,7 +3,9 @@
 Thin loops around :mod:`streams.worker.adjudications`. Both topics are keyed
 by alert_id and co-partitioned, so one worker holds an alert and its
 verdict; an adjudication that arrives first waits in a table, and the timer
-dead-letters it after the hold time.
+dead-letters it after the hold time. Alerts leave their table at the bound
+of :mod:`streams.worker.expiry`; both tables' changelogs are created with
+the compacted-personal lifecycle of :mod:`streams.topics`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from schemas.codec import Codec
 from schemas.errors import SchemaError
 from schemas.validation import validate
 from streams.settings import Settings
+from streams.topics import changelog_config
 from streams.worker import metrics
 from streams.worker.adjudications import (
     is_expired,
@@ -29,6 +32,7 @@ from streams.worker.adjudications import (
     should_replace_pending,
 )
 from streams.worker.errors import InvalidRecordError, WorkerError
+from streams.worker.expiry import AlertExpiry, stamp_outcome, stamp_stored, sweep_interval_s
 from streams.worker.faust_io import Outputs, byte_keyed, source_of
 from streams.worker.instants import to_millis
 from streams.worker.records import alert_to_state
@@ -44,8 +48,13 @@ def install_outcome_agents(
     hold_s: float,
 ) -> None:
     """Add the alerts and adjudications agents, their tables and the orphan timer to ``app``."""
-    alerts_table = byte_keyed(app.Table("alerts", **table_args))
-    pending = byte_keyed(app.Table("pending_adjudications", **table_args))
+    personal = {**table_args, "extra_topic_configs": changelog_config(settings)}
+    alerts_table = byte_keyed(app.Table("alerts", **personal))
+    pending = byte_keyed(app.Table("pending_adjudications", **personal))
+    expiry = AlertExpiry(
+        ttl_ms=settings.alert_table_ttl_s * 1000,
+        keep_after_outcome_ms=settings.alert_table_keep_after_outcome_s * 1000,
+    )
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
     adjudications_topic = app.topic(settings.topic_adjudications, **raw)
     alerts_topic = app.topic(settings.topic_alerts, **raw)
@@ -67,7 +76,7 @@ def install_outcome_agents(
             state = alerts_table.get(key)
             if state is None:
                 # The first copy wins: a redelivered alert has a later alerted_at.
-                state = alert_to_state(alert)
+                state = stamp_stored(alert_to_state(alert), _now_ms())
                 alerts_table[key] = state
             held = pending.get(key)
             if held is not None:
@@ -85,7 +94,7 @@ def install_outcome_agents(
                 outputs.outcomes, result.outcome["alert_id"], "Outcome", result.outcome
             )
         )
-        alerts_table[key] = result.alert_state
+        alerts_table[key] = stamp_outcome(dict(result.alert_state or {}), _now_ms())
         metrics.OUTCOMES.inc()
         metrics.RECORDS_OUT.labels(stage="outcomes").inc()
         return True
@@ -112,14 +121,15 @@ def install_outcome_agents(
                 continue
             decided = to_millis(adjudication["decided_at"])
             if should_replace_pending(pending.get(key), decided):
-                pending[key] = pending_entry(record, decided, time.time_ns() // 1_000_000)
+                pending[key] = pending_entry(record, decided, _now_ms())
                 metrics.PENDING_ADJUDICATIONS.set(len(pending))
 
-    hold_ms = int(hold_s * 1000)
+    # a held adjudication is personal data too: never held longer than an alert
+    hold_ms = min(int(hold_s * 1000), expiry.ttl_ms)
 
-    @app.timer(interval=max(0.5, min(hold_s / 4, 10.0)))
+    @app.timer(interval=max(0.5, min(hold_ms / 4000, 10.0)))
     async def expire_orphans() -> None:
-        now_ms = time.time_ns() // 1_000_000
+        now_ms = _now_ms()
         expired = [(k, v) for k, v in pending.items() if is_expired(v, now_ms, hold_ms)]
         if not expired:
             return
@@ -128,3 +138,16 @@ def install_outcome_agents(
         for key, _ in expired:
             del pending[key]
         metrics.PENDING_ADJUDICATIONS.set(len(pending))
+
+    @app.timer(interval=sweep_interval_s(
+        settings.alert_table_ttl_s, settings.alert_table_keep_after_outcome_s))  # fmt: skip
+    async def expire_alerts() -> None:
+        # only this worker's partitions are in the table (no standbys): each
+        # worker expires what it owns, and each delete is a changelog tombstone
+        for key in expiry.due(list(alerts_table.items()), _now_ms()):
+            del alerts_table[key]
+        metrics.ALERTS_TABLE_ENTRIES.set(len(alerts_table))
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

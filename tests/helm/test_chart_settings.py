@@ -31,7 +31,9 @@ CHART_MANAGED = {
     "worker_group_instance_id": "worker.persistence.enabled",
 }
 # Only the local development stack reads these; they mean nothing in a cluster.
-LOCAL_STACK_ONLY = frozenset({"stack", "kafka_controller_port", "prometheus_port"})
+LOCAL_STACK_ONLY = frozenset(
+    {"stack", "kafka_controller_port", "prometheus_port", "allow_dev_pseudonym_key"}
+)
 # Defaults that differ on purpose: loopback is the local stack, not a cluster; the app id
 # (the consumer group) is the release's full name, so two releases never share a group.
 CHART_DEFAULT_OVERRIDES = {
@@ -43,12 +45,20 @@ CHART_DEFAULT_OVERRIDES = {
 # sink never pseudonymises, the hooks create topics and tables as the admin, and only
 # `lfr report` (run outside the chart) reads as the analyst.
 SECRETS_OF = {
-    "worker": frozenset({"kafka_sasl_password", "pseudonym_key"}),
-    "sink": frozenset({"kafka_sasl_password", "clickhouse_password", "clickhouse_ingest_password"}),
-    "hook": frozenset({"kafka_sasl_password", "clickhouse_password"}),
+    "worker": frozenset({"kafka_sasl_password", "kafka_ssl_key_password", "pseudonym_key"}),
+    "sink": frozenset(
+        {
+            "kafka_sasl_password",
+            "kafka_ssl_key_password",
+            "clickhouse_password",
+            "clickhouse_ingest_password",
+        }
+    ),
+    "hook": frozenset({"kafka_sasl_password", "kafka_ssl_key_password", "clickhouse_password"}),
 }
 
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
+SAMPLE_FILE = CHART / "Chart.yaml"
 SCHEMA = yaml.safe_load((CHART / "values.schema.json").read_text())
 
 
@@ -93,13 +103,16 @@ def sample(name: str, info: FieldInfo) -> Any:
     if kind is bool:
         return not info.default
     if kind is int:
-        return int(info.default or 0) + 1
+        upper = [m.le for m in info.metadata if getattr(m, "le", None) is not None]
+        value = int(info.default or 0) + 1
+        return value - 2 if upper and value > upper[0] else value
     if kind is float:
         return float(info.default or 0) + 1.5
     if kind is Path:
-        return f"/etc/lfr/sample/{name}"
+        # the settings refuse a TLS file that does not exist: name a real one
+        return str(SAMPLE_FILE)
     if kind is SecretStr:
-        return f"sample-secret-{name}"
+        return f"sample-secret-{name}-0123456789"  # the pseudonym key needs 32 characters
     return f"sample-{name.replace('_', '-')}"
 
 

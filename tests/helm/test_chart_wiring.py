@@ -345,7 +345,7 @@ def test_config_change_rolls_the_pods(render: Render) -> None:
         return str(worker["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
 
     assert checksum({}) != checksum({"config": {"topicAlerts": "lfr.alerts.v2"}})
-    assert checksum({}) != checksum({"secrets": {"pseudonymKey": "rotated"}})
+    assert checksum({}) != checksum({"secrets": {"pseudonymKey": "rotated-key" * 3}})
 
 
 def test_extra_env_volumes_and_objects(scenarios: dict[str, Rendered], render: Render) -> None:

@@ -215,6 +215,7 @@ imagePullSecrets:
 {{- define "lfr-stream.secretSettings" -}}
 {{- $c := .component }}
 kafkaSaslPassword: LFR_KAFKA_SASL_PASSWORD
+kafkaSslKeyPassword: LFR_KAFKA_SSL_KEY_PASSWORD
 {{- if has $c (list "sink" "hook" "all") }}
 clickhousePassword: LFR_CLICKHOUSE_PASSWORD
 {{- end }}

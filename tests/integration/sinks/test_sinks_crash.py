@@ -46,7 +46,7 @@ def test_sigkill_between_insert_and_commit_and_at_random_points(
             produce(settings, data, _bad_records(settings, data))
             # killed right after an insert, before its offsets are committed
             for n in (1, 4):
-                proc = start_sink(settings, log, "--fault-kill-after-inserts", str(n))
+                proc = start_sink(settings, log, kill_after_inserts=n)
                 assert proc.wait(timeout=120) == -9, log.read_text()[-2000:]
             # killed at random points
             rng = random.Random(7)  # noqa: S311 - crash timing, not a secret

@@ -187,7 +187,7 @@ def harness(test_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[
         watchlist_partitions=2,
         worker_metrics_port=free_port(),
         state_dir=tmp_path / "state",
-        pseudonym_key=SecretStr("integration-test-key"),
+        pseudonym_key=SecretStr("integration-test-key-of-32-characters"),
     )
     h = WorkerHarness(settings, tmp_path)
     try:
