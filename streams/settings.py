@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+KAFKA_BOOTSTRAP_TIMEOUT_MS = 6000
 
 
 class Settings(BaseSettings):
@@ -215,6 +216,9 @@ class Settings(BaseSettings):
         config: dict[str, object] = {
             "bootstrap_servers": self.bootstrap_servers,
             "security_protocol": self.kafka_security_protocol,
+            # a broker that cannot be reached, or refuses the login, fails a command within
+            # seconds rather than kafka-python's 30 s (the cause is logged by the client)
+            "bootstrap_timeout_ms": KAFKA_BOOTSTRAP_TIMEOUT_MS,
         }
         if self.kafka_sasl_mechanism:
             config["sasl_mechanism"] = self.kafka_sasl_mechanism
