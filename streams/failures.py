@@ -1,6 +1,6 @@
 """Who caused a failure: the record (dead-letter it) or the environment (stop and retry).
 
-Invariant 7 of docs/architecture.md: an error a record causes dead-letters
+The fail-safe rule of the pipeline: an error a record causes dead-letters
 that record; an error the environment causes (credentials, authorisation, a
 missing table, an unreachable server) stops and retries without committing.
 This module classifies Kafka and network exceptions; ``sinks.errors`` adds
