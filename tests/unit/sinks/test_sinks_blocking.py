@@ -13,8 +13,8 @@ from schemas.codec import encode
 from sinks.errors import SinkBlockedTooLong, server_error
 from sinks.features import ServerFeatures, features_for
 from sinks.sink import Sink, SinkOptions
-from sinks.synthetic import generate
 from streams.settings import Settings
+from tests.synthetic import generate
 
 
 @dataclass(frozen=True)
