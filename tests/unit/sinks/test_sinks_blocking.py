@@ -196,3 +196,23 @@ def test_a_peer_that_commits_is_not_a_block() -> None:
         consumer.committed_offset = offset
         _steps(sink, 1)
     assert sink.status() == (True, "ready")
+
+
+class RollupRefused(WrongPassword):
+    """Inserts work; the rollup's statements fail with a code the table does not list."""
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        if sql.strip() != "SELECT 1":
+            raise server_error("Code: 171. Cannot convert column r because it is constant", 171)
+        return [(1,)]
+
+
+def test_a_failing_rollup_is_retried_later_and_never_stops_the_sink() -> None:
+    db = RollupRefused()
+    db.fixed = True
+    sink, consumer = _sink(db)
+    sink.options = SinkOptions(batch_size=3, linger_s=0, rollup_interval_s=0,
+                               retention_interval_s=0)  # fmt: skip
+    _steps(sink, 3)
+    assert consumer.commits == [3] and sink.dirty_days  # written; the days wait for a rollup
+    assert sink.status() == (True, "ready")
