@@ -1,7 +1,7 @@
 """The sink's "blocked by its environment" state: pure bookkeeping, the clock passed in.
 
 While blocked the sink neither polls beyond what it holds, nor commits, nor
-dead-letters (invariant 7, docs/architecture.md): it retries the same batch
+dead-letters (the fail-safe rule of :mod:`sinks.errors`): it retries the same batch
 with a capped exponential backoff, reports unready with the cause, and after
 ``max_blocked_s`` of continuous blocking gives up so that a supervisor
 restarts it. One log line when it starts blocking (or the cause changes) and

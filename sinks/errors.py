@@ -1,6 +1,7 @@
 """Exceptions of the ClickHouse side (``sinks``), all under :class:`LfrError`.
 
-A server error is one of two kinds (invariant 7, docs/architecture.md):
+A server error is one of two kinds (the fail-safe rule: a failure of the
+environment never turns good records into dead letters):
 
 - :class:`ClickHouseRejected`: the rows are wrong (a value that does not parse
   or fit its column). The sink bisects the block and dead-letters the rows

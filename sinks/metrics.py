@@ -21,7 +21,7 @@ LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 
 log = logging.getLogger(__name__)
 
 RECORD_RESULTS = ("inserted", "dead_lettered", "skipped")
-FAILURE_KINDS = ("unavailable", "rejected")
+FAILURE_KINDS = ("unavailable", "refused", "rejected")
 ROLLUP_RESULTS = ("ok", "failed")
 # the tables retention manages
 RETAINED_TABLES = ("alerts", "outcomes", "scans", "dead_letters")
@@ -67,7 +67,7 @@ INSERT_SECONDS = Histogram(
 )
 INSERT_FAILURES = Counter(
     "lfr_sink_insert_failures_total",
-    "Failed inserts, by table and kind (unavailable: retried; rejected: bisected).",
+    "Failed inserts, by table and kind (unavailable, refused: retried; rejected: bisected).",
     ["table", "kind"],
 )
 DEAD_LETTERS = Counter(

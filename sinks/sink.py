@@ -53,6 +53,7 @@ from sinks.batching import Batch, Message, PartitionBuffer, bisect
 from sinks.blocking import Blockage
 from sinks.db import Database
 from sinks.errors import (
+    ClickHouseError,
     ClickHouseRefused,
     ClickHouseRejected,
     ClickHouseUnavailable,
@@ -561,9 +562,9 @@ class Sink:
         started = time.perf_counter()
         try:
             rollup(self.db, self.settings.clickhouse_database, days)
-        except (ClickHouseUnavailable, ClickHouseRejected) as exc:
+        except ClickHouseError as exc:
             metrics.ROLLUP_RUNS.labels("failed").inc()
-            log.warning("rollup failed, will retry: %s", exc)
+            log.warning("rollup failed, will retry: %s", exc, extra=limited("sink.rollup"))
             self._last_rollup = time.monotonic()
             return
         metrics.ROLLUP_RUNS.labels("ok").inc()
@@ -580,8 +581,8 @@ class Sink:
             result = run_retention(self.retention_db, self.settings.clickhouse_database,
                                    datetime.now(UTC),
                                    self.options.person_days, self.options.scan_days)  # fmt: skip
-        except (ClickHouseUnavailable, ClickHouseRejected) as exc:
-            log.warning("retention failed, will retry: %s", exc)
+        except ClickHouseError as exc:
+            log.warning("retention failed, will retry: %s", exc, extra=limited("sink.retention"))
             return
         for table, days in result.dropped.items():
             metrics.RETENTION_DROPPED.labels(table).inc(len(days))

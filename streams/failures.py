@@ -1,6 +1,6 @@
 """Who caused a failure: the record (dead-letter it) or the environment (stop and retry).
 
-Invariant 7 of docs/architecture.md: an error a record causes dead-letters
+The fail-safe rule of the pipeline: an error a record causes dead-letters
 that record; an error the environment causes (credentials, authorisation, a
 missing table, an unreachable server) stops and retries without committing.
 This module classifies Kafka and network exceptions; ``sinks.errors`` adds
@@ -118,25 +118,29 @@ class ClientFailureRecorder(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self._lock_last = threading.Lock()
-        self.last: BaseException | None = None
-        self.worst: BaseException | None = None
+        self._lock_seen = threading.Lock()
+        self._seen: BaseException | None = None
+        self._rank = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         """Remember an exception passed as a log argument (the rest is ignored)."""
         args = record.args if isinstance(record.args, tuple) else ()
         for arg in args:
             if isinstance(arg, BaseException):
-                with self._lock_last:
-                    self.last = arg
-                    # an authentication or TLS failure explains more than a later timeout
-                    if classify_exception(arg).cause in ("authentication", "authorization", "tls"):
-                        self.worst = arg
+                # a refused login explains more than "connection lost", which explains
+                # more than the final "Unable to bootstrap" timeout
+                rank = _TELLING.get(classify_exception(arg).cause, 1)
+                with self._lock_seen:
+                    if rank >= self._rank:
+                        self._seen, self._rank = arg, rank
                 return
 
     def cause(self) -> BaseException | None:
-        """The most telling exception seen: an auth/TLS failure, else the last one."""
-        return self.worst or self.last
+        """The most telling exception seen (None before any)."""
+        return self._seen
+
+
+_TELLING = {"authentication": 3, "authorization": 3, "tls": 3, "unreachable": 2}
 
 
 @contextmanager
@@ -167,7 +171,9 @@ def kafka_failure_line(
     if recorded is not None and classify_exception(exc).cause in ("timeout", "unreachable"):
         reason = recorded
     cause = classify_exception(reason).cause
-    detail = f"{type(reason).__name__}: {reason}".strip().rstrip(":")
+    detail = str(reason).strip().rstrip(":")
+    if not detail.startswith(type(reason).__name__):
+        detail = f"{type(reason).__name__}: {detail}".rstrip(": ")
     words = {
         "authentication": "authentication failed (check LFR_KAFKA_SASL_*)",
         "authorization": "not authorised (check the ACLs of the user)",

@@ -16,8 +16,8 @@ from sinks import rows as R
 from sinks.db import ChdbDatabase, Database, NativeDatabase, connect
 from sinks.errors import ClickHouseError
 from sinks.migrate import migrate
-from sinks.synthetic import SyntheticData
 from streams.settings import Settings
+from tests.synthetic import SyntheticData
 
 from .sinkproc import wait_until
 

@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from schemas.codec import encode
-from sinks.synthetic import SyntheticData
 from streams.settings import Settings
+from tests.synthetic import SyntheticData
 
 SINK_TOPICS = ("scans", "alerts", "outcomes", "operations", "dlq")
 

@@ -16,8 +16,8 @@ from sinks.db import NativeDatabase
 from sinks.migrate import migrate
 from sinks.report import deployment_report
 from sinks.rollup import rollup
-from sinks.synthetic import generate
 from streams.settings import Settings
+from tests.synthetic import generate
 
 from .sinkproc import committed_all, kill, produce, start_sink, topics, wait_until
 

@@ -23,8 +23,8 @@ from sinks.db import connect
 from sinks.migrate import migrate
 from sinks.report import deployment_report
 from sinks.rollup import rollup
-from sinks.synthetic import SyntheticData, generate
 from streams.settings import Settings
+from tests.synthetic import SyntheticData, generate
 
 from .chserver import free_port
 from .conftest import ROLES_DB

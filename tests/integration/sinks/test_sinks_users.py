@@ -24,8 +24,8 @@ from sinks.db import NativeDatabase, connect
 from sinks.errors import ClickHouseRefused
 from sinks.report import deployment_report
 from sinks.rollup import rollup
-from sinks.synthetic import generate
 from streams.settings import Settings
+from tests.synthetic import generate
 
 from .conftest import ROLES_DB
 from .sinkproc import committed_all, kill, produce, sink_env, start_sink, topics, wait_until

@@ -13,8 +13,8 @@ from schemas.codec import encode
 from sinks.errors import SinkBlockedTooLong, server_error
 from sinks.features import ServerFeatures, features_for
 from sinks.sink import Sink, SinkOptions
-from sinks.synthetic import generate
 from streams.settings import Settings
+from tests.synthetic import generate
 
 
 @dataclass(frozen=True)
@@ -134,3 +134,85 @@ def test_blocked_longer_than_the_bound_raises() -> None:
     sink, _ = _sink(WrongPassword(), max_blocked_s=0.05)
     with pytest.raises(SinkBlockedTooLong, match=r"blocked \(authentication\)"):
         sink.run(threading.Event())
+
+
+class Unassigned(FakeConsumer):
+    """A consumer the group gave no partition (as after a broker restart), records waiting."""
+
+    def __init__(self, tp: TP) -> None:
+        super().__init__(tp, [])
+        self.assigned: set[TP] = set()
+        self.committed_offset: int | None = None
+
+    def assignment(self) -> set[TP]:
+        return self.assigned
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0} if topic == self.tp.topic else set()
+
+    def end_offsets(self, tps: list[Any], timeout_ms: int) -> dict[Any, int]:
+        return {tp: 10 for tp in tps}
+
+    def beginning_offsets(self, tps: list[Any], timeout_ms: int) -> dict[Any, int]:
+        return {tp: 0 for tp in tps}
+
+    def committed(self, tp: Any, timeout_ms: int) -> int | None:
+        return self.committed_offset
+
+
+def _steps(sink: Sink, n: int = 6) -> None:
+    stop = threading.Event()
+    for _ in range(n):
+        sink.step(stop)
+        stop.wait(0.02)
+
+
+def test_no_partitions_while_records_wait_and_nobody_commits_is_blocked() -> None:
+    db = WrongPassword()
+    db.fixed = True
+    settings = Settings()
+    consumer = Unassigned(TP(settings.topic_scans, 0))
+    options = SinkOptions(unassigned_grace_s=0.01, rollup_interval_s=1e9, retention_interval_s=0)
+    sink = Sink(settings, db, consumer, FakeProducer(), options)
+    _steps(sink)
+    assert sink.block.cause == "kafka_unassigned"
+    assert "10 records wait" in sink.status()[1]
+    polls = consumer.polls
+    _steps(sink)
+    assert consumer.polls > polls, "it keeps polling: polling is how it rejoins the group"
+    consumer.assigned = {consumer.tp}
+    _steps(sink, 1)
+    assert sink.status() == (True, "ready")
+
+
+def test_a_peer_that_commits_is_not_a_block() -> None:
+    db = WrongPassword()
+    db.fixed = True
+    settings = Settings()
+    consumer = Unassigned(TP(settings.topic_scans, 0))
+    options = SinkOptions(unassigned_grace_s=0.01, rollup_interval_s=1e9, retention_interval_s=0)
+    sink = Sink(settings, db, consumer, FakeProducer(), options)
+    for offset in range(1, 8):  # another member of the group holds the partition and commits
+        consumer.committed_offset = offset
+        _steps(sink, 1)
+    assert sink.status() == (True, "ready")
+
+
+class RollupRefused(WrongPassword):
+    """Inserts work; the rollup's statements fail with a code the table does not list."""
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        if sql.strip() != "SELECT 1":
+            raise server_error("Code: 171. Cannot convert column r because it is constant", 171)
+        return [(1,)]
+
+
+def test_a_failing_rollup_is_retried_later_and_never_stops_the_sink() -> None:
+    db = RollupRefused()
+    db.fixed = True
+    sink, consumer = _sink(db)
+    sink.options = SinkOptions(batch_size=3, linger_s=0, rollup_interval_s=0,
+                               retention_interval_s=0)  # fmt: skip
+    _steps(sink, 3)
+    assert consumer.commits == [3] and sink.dirty_days  # written; the days wait for a rollup
+    assert sink.status() == (True, "ready")
