@@ -163,6 +163,7 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         pseudonymiser=Pseudonymiser(settings.pseudonym_key),
         allowed_lateness_ms=lateness_ms,
         is_deleted=reference.is_deleted,
+        deleted_by=reference.deleted_by,
         decode=codec.decode,
     )
 
@@ -268,6 +269,29 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
     return WorkerRuntime(app=app, watchlist=watchlist, health=health)
 
 
+UNMATCHED_LOG_EVERY_S = 60.0
+"""One log line per site, deployment and rule this often at most; the metric counts each face."""
+_unmatched_logged: dict[tuple[str, str, str], tuple[float, int]] = {}
+
+
+def _log_unmatched(where: tuple[str, str, str], count: int, now_s: float) -> None:
+    last_s, pending = _unmatched_logged.get(where, (float("-inf"), 0))
+    pending += count
+    if now_s - last_s < UNMATCHED_LOG_EVERY_S:
+        _unmatched_logged[where] = (last_s, pending)
+        return
+    _unmatched_logged[where] = (now_s, 0)
+    site_id, deployment_id, rule = where
+    log.warning(
+        "%d gated-in detections at site %s (deployment %s) found their watchlist "
+        "already deleted (%s): not matched",
+        pending,
+        site_id,
+        deployment_id,
+        rule,
+    )
+
+
 def _count(result: BatchResult) -> None:
     now = time.time()
     for alert, source in result.alerts:
@@ -277,12 +301,6 @@ def _count(result: BatchResult) -> None:
     metrics.ALERTS.inc(len(result.alerts))
     metrics.RECORDS_OUT.labels(stage="scans").inc(len(result.scans))
     metrics.RECORDS_OUT.labels(stage="alerts").inc(len(result.alerts))
-    for (site_id, deployment_id), count in sorted(result.unmatched_retired.items()):
-        metrics.UNMATCHED_RETIRED.inc(count)
-        log.warning(
-            "%d gated-in detections at site %s (deployment %s) found their watchlist "
-            "already deleted: not matched",
-            count,
-            site_id,
-            deployment_id,
-        )
+    for where, count in sorted(result.unmatched_retired.items()):
+        metrics.UNMATCHED_RETIRED.labels(reason=where[2]).inc(count)
+        _log_unmatched(where, count, time.monotonic())

@@ -22,7 +22,10 @@ GATED = Counter(
 UNMATCHED_RETIRED = Counter(
     "lfr_detections_unmatched_retired_total",
     "Gated-in detections not matched because their watchlist had already been deleted "
-    "from memory (they arrived after the stream-time or wall-clock deletion bound).",
+    "from memory, by the rule that deleted it: stream_passed (the face came later than "
+    "the site's stream time allowed), grace_expired (LFR_WATCHLIST_RETIRE_GRACE_S ran out "
+    "first), covered_nothing.",
+    ["reason"],
 )
 CONSUMER_LAG = Gauge(
     "lfr_worker_consumer_lag",

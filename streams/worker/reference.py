@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streams.worker.deletion import DeletionPolicy, StreamClock
+from streams.worker.deletion import DeletionPolicy, DeletionRule, StreamClock
 from streams.worker.snapshot import WatchlistSnapshot
 from streams.worker.watchlist_store import WatchlistStore
 from streams.worker.window_view import Retirement, WindowView
@@ -30,12 +30,16 @@ class ReferenceData:
         self.windows = WindowView()
         self.store = WatchlistStore()
         self.clock = StreamClock()
+        # when a deployment naming each watchlist was first read: before it,
+        # nothing of the list may go, and the grace counts from it
+        self._known_since: dict[str, float] = {}
 
     # --- input ---------------------------------------------------------------
 
     def apply_window(self, window: OperationWindow, learnt_s: float) -> Retirement | None:
         """Apply a valid window read at ``learnt_s``; its retirement, if it causes one."""
         self.store.note_update(window.watchlist_id, window.updated_at_ms)
+        self._known_since.setdefault(window.watchlist_id, learnt_s)
         retirement = self.windows.apply(window)
         if retirement is not None:
             self.store.retire(retirement, learnt_s)
@@ -55,12 +59,16 @@ class ReferenceData:
         ``owns`` None: the worker's partitions are unknown, only the grace applies.
         """
 
-        def due(watchlist_id: str, at_ms: int | None, learnt_s: float) -> bool:
+        def due(watchlist_id: str, at_ms: int | None, learnt_s: float) -> DeletionRule | None:
+            known_s = self._known_since.get(watchlist_id)
+            if known_s is None:
+                return None  # no deployment using it known yet: it may still need every entry
+            sites = self.windows.sites_of(watchlist_id)
             times = None
-            if owns is not None:
-                sites = self.windows.sites_of(watchlist_id)
+            if owns is not None and sites:
                 times = [self.clock.at(s) if owns(s) else None for s in sorted(sites)]
-            return self.policy.due(at_ms=at_ms, learnt_s=learnt_s, now_s=now_s, site_times=times)
+            learnt = max(learnt_s, known_s)
+            return self.policy.due(at_ms=at_ms, learnt_s=learnt, now_s=now_s, site_times=times)
 
         return self.store.sweep(due)
 
@@ -77,3 +85,7 @@ class ReferenceData:
     def is_deleted(self, watchlist_id: str) -> bool:
         """True when the watchlist was retired and has been physically deleted."""
         return self.store.is_deleted(watchlist_id)
+
+    def deleted_by(self, watchlist_id: str) -> DeletionRule | None:
+        """The rule that deleted a retired watchlist (``None``: not deleted)."""
+        return self.store.deleted_by(watchlist_id)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from schemas.templates import template_from_bytes
+from streams.worker.deletion import DeletionRule
 from streams.worker.errors import DimensionMismatchError
 from streams.worker.instants import to_millis
 from streams.worker.snapshot import WatchlistSnapshot, build_snapshot, normalise
@@ -38,8 +39,8 @@ from streams.worker.window_view import Retirement
 
 __all__ = ["DueCheck", "WatchlistSnapshot", "WatchlistStore", "normalise", "split_key"]
 
-DueCheck = Callable[[str, "int | None", float], bool]
-"""``(watchlist_id, event-time end or removal, learnt_s) -> delete now?``"""
+DueCheck = Callable[[str, "int | None", float], "DeletionRule | None"]
+"""``(watchlist_id, event-time end or removal, learnt_s) -> the rule deleting it now, or None``"""
 
 
 @dataclass(slots=True)
@@ -76,6 +77,7 @@ class WatchlistStore:
         self._newest: dict[str, int] = {}
         self._retirements: dict[str, list[tuple[Retirement, float]]] = {}
         self._deleted_through: dict[str, int] = {}
+        self._deleted_by: dict[str, DeletionRule] = {}
         self._removed: dict[str, set[str]] = {}
 
     # --- updates -----------------------------------------------------------
@@ -141,7 +143,9 @@ class WatchlistStore:
         for watchlist_id in list(self._retirements):
             waiting = []
             for retirement, learnt_s in self._retirements[watchlist_id]:
-                if is_due(watchlist_id, retirement.end_ms, learnt_s):
+                rule = is_due(watchlist_id, retirement.end_ms, learnt_s)
+                if rule is not None:
+                    self._deleted_by[watchlist_id] = rule
                     retired_keys += self._drop_older(watchlist_id, retirement.retired_at_ms)
                 else:
                     waiting.append((retirement, learnt_s))
@@ -155,6 +159,7 @@ class WatchlistStore:
                 s
                 for s in sorted(subjects)
                 if is_due(watchlist_id, entries[s].removed_at_ms, entries[s].removal_learnt_s)
+                is not None
             ]
             if gone:
                 self._delete(watchlist_id, gone)
@@ -186,6 +191,10 @@ class WatchlistStore:
     def is_deleted(self, watchlist_id: str) -> bool:
         """True when the watchlist was retired and physically deleted (none of it held)."""
         return watchlist_id in self._deleted_through and watchlist_id not in self._lists
+
+    def deleted_by(self, watchlist_id: str) -> DeletionRule | None:
+        """The rule that deleted a retired watchlist, while none of it is held again."""
+        return self._deleted_by.get(watchlist_id) if self.is_deleted(watchlist_id) else None
 
     def keys(self, watchlist_id: str) -> list[str]:
         """Topic keys of the entries held for a watchlist (for purging)."""
