@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 import faust
@@ -39,8 +41,15 @@ from streams.worker import metrics
 from streams.worker.deletion import DeletionPolicy
 from streams.worker.detections import BatchResult, DetectionContext, process_batch
 from streams.worker.errors import InvalidWindowError, WorkerError
-from streams.worker.faust_io import Outputs, byte_keyed, detections_ownership, source_of
+from streams.worker.faust_io import (
+    Changelogs,
+    Outputs,
+    byte_keyed,
+    detections_ownership,
+    source_of,
+)
 from streams.worker.fetch_watchdog import FetchWatchdog
+from streams.worker.guard import AgentGuard, guard_timer
 from streams.worker.kafka_config import faust_credentials
 from streams.worker.lag import LagGauge
 from streams.worker.outcome_agents import install_outcome_agents
@@ -128,6 +137,10 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         # Standbys would put other workers' partitions into the same in-memory
         # tables, and the orphan timer must only expire its own partitions.
         table_standby_replicas=0,
+        # A stop or rebalance must not wait for records that will never be
+        # acknowledged (pinned by the agent guard after a failure, or
+        # cancelled half done): they are simply not committed.
+        stream_wait_empty=False,
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,
@@ -143,7 +156,11 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         purge_on_end=options.purge_on_end,
         ownership=detections_ownership(app, settings.topic_detections, settings.partitions),
     )
-    health = HealthServer(settings.worker_metrics_port, ready=lambda: watchlist.ready)
+    guard = AgentGuard()
+    health = HealthServer(
+        settings.worker_metrics_port, ready=lambda: watchlist.ready and not guard.failed
+    )
+    changelogs = Changelogs(app)
     outputs = Outputs(app, settings, codec)
     table_args: dict[str, Any] = {
         "partitions": settings.partitions,
@@ -170,29 +187,33 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
     @app.agent(operations_topic, name="operations", concurrency=1)
     async def operations(stream: StreamT) -> None:
         async for event in stream.events():
-            record = source_of(event)
             metrics.RECORDS_IN.labels(stage="operations").inc()
-            if record.value is None:
-                # A compaction tombstone for a site: the table keeps the
-                # site's windows for audit, so there is nothing to undo.
-                log.info("operations tombstone for %s ignored", record.key_text)
-                continue
-            try:
-                decoded = codec.decode("OperationWindow", record.value)
-                validate("OperationWindow", decoded)
-                window = window_from_record(decoded)
-                if record.key_text != window.site_id:
-                    raise InvalidWindowError("the record key is not the window's site_id")
-            except (SchemaError, WorkerError) as exc:
-                stage = "worker.operations"
-                letter = reject(record, exc, stage, biometric=False)
-                await asyncio.gather(*await outputs.dead_letters(stage, [letter]))
-                continue
-            key = window.site_id.encode()
-            windows[key] = site_to_state(apply_window(site_from_state(windows.get(key)), window))
-            sites = {k: site_from_state(v) for k, v in windows.items()}
-            metrics.WINDOWS_ACTIVE.set(count_active(sites))
-            log.info("window %s at %s is %s", window.deployment_id, window.site_id, window.status)
+            await guard.run("operations", [event], partial(_operation, event))
+
+    async def _operation(event: Any) -> None:
+        record = source_of(event)
+        if record.value is None:
+            # A compaction tombstone for a site: the table keeps the
+            # site's windows for audit, so there is nothing to undo.
+            log.info("operations tombstone for %s ignored", record.key_text)
+            return
+        try:
+            decoded = codec.decode("OperationWindow", record.value)
+            validate("OperationWindow", decoded)
+            window = window_from_record(decoded)
+            if record.key_text != window.site_id:
+                raise InvalidWindowError("the record key is not the window's site_id")
+        except (SchemaError, WorkerError) as exc:
+            stage = "worker.operations"
+            letter = reject(record, exc, stage, biometric=False)
+            await asyncio.gather(*await outputs.dead_letters(stage, [letter]))
+            return
+        key = window.site_id.encode()
+        state = site_to_state(apply_window(site_from_state(windows.get(key)), window))
+        await changelogs.put(windows, key, state)
+        sites = {k: site_from_state(v) for k, v in windows.items()}
+        metrics.WINDOWS_ACTIVE.set(count_active(sites))
+        log.info("window %s at %s is %s", window.deployment_id, window.site_id, window.status)
 
     @app.agent(detections_topic, name="detections", concurrency=1)
     async def detections(stream: StreamT) -> None:
@@ -201,15 +222,16 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         # take_events is on faust.Stream, not declared on StreamT
         batches = cast(faust.Stream, stream).take_events
         async for events in batches(options.max_batch, within=options.batch_within_s):
-            # Windows and entries already on the broker are applied before
-            # gating: the topics' interleaving must not decide a match.
-            epoch = watchlist.epoch
-            synced = time.perf_counter()
-            await watchlist.sync()
-            log.debug(
-                "detections: reference sync took %.1f ms", (time.perf_counter() - synced) * 1000
-            )
-            await _detections_batch([source_of(e) for e in events], epoch)
+            await guard.run("detections", events, partial(_detections, events))
+
+    async def _detections(events: Sequence[Any]) -> None:
+        # Windows and entries already on the broker are applied before
+        # gating: the topics' interleaving must not decide a match.
+        epoch = watchlist.epoch
+        synced = time.perf_counter()
+        await watchlist.sync()
+        log.debug("detections: reference sync took %.1f ms", (time.perf_counter() - synced) * 1000)
+        await _detections_batch([source_of(e) for e in events], epoch)
 
     async def _detections_batch(records: list[SourceRecord], epoch: int) -> None:
         metrics.RECORDS_IN.labels(stage="detections").inc(len(records))
@@ -220,7 +242,7 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         for site_id, newest in result.high_water.items():
             key = site_id.encode()
             if (site_clock.get(key) or newest - 1) < newest:
-                site_clock[key] = newest
+                await changelogs.put(site_clock, key, newest)
         for reason, count in result.gated.items():
             metrics.GATED.labels(reason=reason).inc(count)
         for seconds in result.match_seconds:
@@ -236,8 +258,8 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
             for alert, source in result.alerts
         ]
         futures += await outputs.dead_letters("worker.detections", result.dead_letters)
-        # One wait per batch: a lost alert crashes the agent before its
-        # offsets are acknowledged, so the batch is processed again.
+        # One wait per batch: a lost alert raises here, and the guard retries
+        # the batch (or stops the worker) without acknowledging it.
         queued = time.perf_counter()
         await asyncio.gather(*futures)
         log.debug(
@@ -252,7 +274,9 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         watchlist.observe(result.stream_time, epoch)
         _count(result)
 
-    install_outcome_agents(app, settings, outputs, codec, table_args, options.adjudication_hold_s)
+    install_outcome_agents(
+        app, settings, outputs, codec, table_args, options.adjudication_hold_s, guard
+    )
     inputs = (settings.topic_detections, settings.topic_operations, settings.topic_adjudications,
               settings.topic_alerts)  # fmt: skip
     watchdog = FetchWatchdog(app, inputs)
@@ -260,11 +284,14 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
 
     @app.timer(interval=WATCHDOG_INTERVAL_S)
     async def fetch_watchdog() -> None:
-        await watchdog.tick()
+        await guard_timer("fetch_watchdog", watchdog.tick)
+
+    async def _lag() -> None:
+        lag.update()
 
     @app.timer(interval=LAG_INTERVAL_S)
     async def consumer_lag() -> None:
-        lag.update()
+        await guard_timer("consumer_lag", _lag)
 
     return WorkerRuntime(app=app, watchlist=watchlist, health=health)
 

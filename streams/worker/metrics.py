@@ -27,6 +27,16 @@ UNMATCHED_RETIRED = Counter(
     "first), covered_nothing.",
     ["reason"],
 )
+AGENT_FAILURES = Counter(
+    "lfr_worker_agent_failures_total",
+    "Exceptions raised while an agent or timer processed records (each attempt), by agent. "
+    "The records are retried, then the worker stops without committing them.",
+    ["agent"],
+)
+WORKER_FAILED = Gauge(
+    "lfr_worker_failed",
+    "1 once an agent failed for good and the worker is stopping to be restarted.",
+)
 CONSUMER_LAG = Gauge(
     "lfr_worker_consumer_lag",
     "Records between the worker group's committed offset and the end of each assigned "
