@@ -92,6 +92,14 @@ class Settings(BaseSettings):
 
     # --- processes -------------------------------------------------------
     app_id: str = Field("lfr-stream", description="Faust app id = the worker's consumer group.")
+    worker_group_instance_id: str | None = Field(
+        None,
+        description=(
+            "Static group membership: a stable id unique per worker (e.g. the StatefulSet pod "
+            "name). A worker restarted under the same id gets its partitions back at once, "
+            "without a rebalance; unset: dynamic membership."
+        ),
+    )
     worker_metrics_port: int = Field(9101, ge=0, le=65535, description="Worker /metrics port.")
     sink_metrics_port: int = Field(9102, ge=0, le=65535, description="Sink /metrics port.")
     pseudonym_key: SecretStr = Field(

@@ -114,6 +114,10 @@ class WorkerRuntime:
 
 # two checks this far apart with nothing moving mean the records are lost to the agent
 WATCHDOG_INTERVAL_S = 10.0
+SESSION_TIMEOUT_S = 10.0
+"""A SIGKILLed worker's partitions move after this (Faust's default, 60 s, stalled them)."""
+HEARTBEAT_INTERVAL_S = 3.0
+"""A third of the session timeout, as Kafka advises."""
 LAG_INTERVAL_S = 5.0
 
 
@@ -131,6 +135,10 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.kafka_replication_factor,
         processing_guarantee="at_least_once",
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=HEARTBEAT_INTERVAL_S,
+        # static membership: a restart under the same id keeps the assignment
+        consumer_group_instance_id=settings.worker_group_instance_id,
         producer_acks=-1,
         # A detection is ~1.1 KiB: let one fetch carry several batches.
         consumer_max_fetch_size=8 * 1024 * 1024,

@@ -28,6 +28,8 @@ CHART_MANAGED = {
     "worker_store": "worker.persistence.enabled",
     "watchlist_purge_on_end": "worker.purgeOnEnd",
 }
+# Per pod, never one value for all: the chart derives it from each pod's name.
+PER_POD = frozenset({"worker_group_instance_id"})
 # Only the local development stack reads these; they mean nothing in a cluster.
 LOCAL_STACK_ONLY = frozenset({"stack", "kafka_controller_port", "prometheus_port"})
 # Defaults that differ on purpose: loopback is the local stack, not a cluster.
@@ -65,7 +67,10 @@ SECRET_FIELDS = sorted(n for n, f in Settings.model_fields.items() if is_secret(
 CONFIG_FIELDS = sorted(
     n
     for n, f in Settings.model_fields.items()
-    if not is_secret(f) and n not in CHART_MANAGED and n not in LOCAL_STACK_ONLY
+    if not is_secret(f)
+    and n not in CHART_MANAGED
+    and n not in LOCAL_STACK_ONLY
+    and n not in PER_POD
 )
 
 
@@ -100,7 +105,7 @@ def as_env(value: Any) -> str:
 
 
 def test_decisions_are_disjoint_and_cover_every_field() -> None:
-    decided = [*SECRET_FIELDS, *CHART_MANAGED, *LOCAL_STACK_ONLY, *CONFIG_FIELDS]
+    decided = [*SECRET_FIELDS, *CHART_MANAGED, *LOCAL_STACK_ONLY, *PER_POD, *CONFIG_FIELDS]
     assert sorted(decided) == sorted(Settings.model_fields)
     assert len(decided) == len(set(decided))
     assert set(CHART_MANAGED) | LOCAL_STACK_ONLY <= set(Settings.model_fields), "stale decision"
