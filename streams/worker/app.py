@@ -35,12 +35,11 @@ from faust.types import StreamT
 
 from schemas.codec import Codec
 from schemas.errors import SchemaError
-from schemas.validation import validate
 from streams.settings import Settings
 from streams.worker import metrics
 from streams.worker.deletion import DeletionPolicy
 from streams.worker.detections import BatchResult, DetectionContext, process_batch
-from streams.worker.errors import InvalidWindowError, WorkerError
+from streams.worker.errors import WorkerError
 from streams.worker.faust_io import (
     Changelogs,
     Outputs,
@@ -60,9 +59,9 @@ from streams.worker.web import HealthServer
 from streams.worker.windows import (
     apply_window,
     count_active,
+    parse_window,
     site_from_state,
     site_to_state,
-    window_from_record,
 )
 
 log = logging.getLogger(__name__)
@@ -206,11 +205,7 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
             log.info("operations tombstone for %s ignored", record.key_text)
             return
         try:
-            decoded = codec.decode("OperationWindow", record.value)
-            validate("OperationWindow", decoded)
-            window = window_from_record(decoded)
-            if record.key_text != window.site_id:
-                raise InvalidWindowError("the record key is not the window's site_id")
+            window = parse_window(codec.decode("OperationWindow", record.value), record.key_text)
         except (SchemaError, WorkerError) as exc:
             stage = "worker.operations"
             letter = reject(record, exc, stage, biometric=False)
