@@ -127,7 +127,12 @@ class Settings(BaseSettings):
         300.0, gt=0, description="Seconds an adjudication waits for its alert, then dead letter."
     )
     watchlist_purge_on_end: bool = Field(
-        False, description="Worker tombstones a watchlist's entries when its deployment ends."
+        True,
+        description=(
+            "Worker tombstones every entry of a watchlist once its last deployment ended or "
+            "was cancelled and it left memory, so the list does not outlive its deployment "
+            "on lfr.watchlist. Opt out (false) only where the list is purged otherwise."
+        ),
     )
     watchlist_retire_grace_s: float = Field(
         120.0,

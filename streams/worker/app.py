@@ -76,7 +76,7 @@ class WorkerOptions:
     batch_within_s: float = 0.2
     allowed_lateness_s: float | None = None
     adjudication_hold_s: float = 300.0
-    purge_on_end: bool = False
+    purge_on_end: bool = True
     retire_grace_s: float = 120.0
     max_payload_bytes: int = 1 << 20
 

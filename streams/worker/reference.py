@@ -13,10 +13,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from streams.worker.deletion import DeletionPolicy, DeletionRule, StreamClock
+from streams.worker.errors import EntryOutsideBuildPeriodError
+from streams.worker.instants import to_millis
 from streams.worker.snapshot import WatchlistSnapshot
 from streams.worker.watchlist_store import WatchlistStore
 from streams.worker.window_view import Retirement, WindowView
 from streams.worker.windows import OperationWindow
+
+BUILD_AHEAD_MS = 24 * 3600 * 1000
+"""A watchlist is built at most this long before its deployment starts."""
 
 Owns = Callable[[str], bool]
 """``site_id -> True`` when this worker owns the site's lfr.detections partition."""
@@ -46,8 +51,32 @@ class ReferenceData:
         return retirement
 
     def apply_entry(self, key: str, record: Mapping[str, Any] | None, learnt_s: float) -> None:
-        """Apply an lfr.watchlist record (``None``: tombstone) read at ``learnt_s``."""
+        """Apply an lfr.watchlist record (``None``: tombstone) read at ``learnt_s``.
+
+        Raises :class:`EntryOutsideBuildPeriodError` for a template whose
+        ``updated_at`` lies outside [starts_at - 24 h, ends_at) of every known
+        deployment using its list. While no deployment using the list is
+        known the entry is held (the window may simply come later), never
+        refused; REMOVEs and tombstones are always applied.
+        """
+        if record is not None and record.get("template") is not None and record["op"] != "REMOVE":
+            self._check_build_period(key, to_millis(record["updated_at"]))
         self.store.apply_entry(key, record, learnt_s)
+
+    def _check_build_period(self, key: str, updated_at_ms: int) -> None:
+        watchlist_id = key.partition(":")[0]
+        users = self.windows.users_of(watchlist_id)
+        if not users:
+            return
+        for window in users:
+            if window.starts_at_ms - BUILD_AHEAD_MS <= updated_at_ms and (
+                window.ends_at_ms is None or updated_at_ms < window.ends_at_ms
+            ):
+                return
+        raise EntryOutsideBuildPeriodError(
+            f"template of watchlist {watchlist_id!r} written outside the build period "
+            "(24 h before the deployment starts, until it ends) of every deployment using it"
+        )
 
     def observe(self, high_water: Mapping[str, int], epoch: int | None = None) -> None:
         """Newest ``captured_at`` per site of an acknowledged batch started in ``epoch``."""

@@ -58,7 +58,7 @@ class WatchlistService(Service):
         *,
         codec: Codec,
         policy: DeletionPolicy,
-        purge_on_end: bool = False,
+        purge_on_end: bool = True,
         ownership: Callable[[], Owns | None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
         **kwargs: Any,

@@ -78,6 +78,10 @@ class WatchlistStore:
         self._retirements: dict[str, list[tuple[Retirement, float]]] = {}
         self._deleted_through: dict[str, int] = {}
         self._deleted_by: dict[str, DeletionRule] = {}
+        # every key whose latest record on the topic is not a tombstone, with
+        # that record's updated_at: what purging a retired list must tombstone
+        self._on_topic: dict[str, dict[str, int]] = {}
+        self._late_keys: list[str] = []
         self._removed: dict[str, set[str]] = {}
 
     # --- updates -----------------------------------------------------------
@@ -94,6 +98,7 @@ class WatchlistStore:
         """
         watchlist_id, subject_id = split_key(key)
         if record is None:
+            self._on_topic.get(watchlist_id, {}).pop(subject_id, None)
             self._remove(watchlist_id, subject_id, self._newest.get(watchlist_id), learnt_s)
             return
         if (record["watchlist_id"], record["subject_id"]) != (watchlist_id, subject_id):
@@ -102,7 +107,9 @@ class WatchlistStore:
         self.note_update(watchlist_id, updated_at_ms)
         deleted_through = self._deleted_through.get(watchlist_id)
         if deleted_through is not None and updated_at_ms <= deleted_through:
+            self._late_keys.append(key)  # of a list already destroyed: purge it too
             return
+        self._on_topic.setdefault(watchlist_id, {})[subject_id] = updated_at_ms
         if record["op"] == "REMOVE" or record.get("template") is None:
             self._remove(watchlist_id, subject_id, updated_at_ms, learnt_s)
             return
@@ -136,10 +143,13 @@ class WatchlistStore:
     def sweep(self, is_due: DueCheck) -> list[str]:
         """Physically delete every removal and retirement ``is_due`` allows.
 
-        Returns the topic keys of the entries deleted by a retirement (to
-        tombstone them when so configured).
+        Returns the topic keys a retirement destroyed (to tombstone them when
+        so configured): every key of the list whose latest record on the
+        topic was written before the retirement, including entries removed
+        earlier, and records of the list read after it was destroyed.
         """
-        retired_keys: list[str] = []
+        retired_keys: list[str] = self._late_keys
+        self._late_keys = []
         for watchlist_id in list(self._retirements):
             waiting = []
             for retirement, learnt_s in self._retirements[watchlist_id]:
@@ -248,12 +258,17 @@ class WatchlistStore:
         self._deleted_through[watchlist_id] = max(
             self._deleted_through.get(watchlist_id, retired_at_ms), retired_at_ms
         )
+        on_topic = self._on_topic.get(watchlist_id, {})
+        destroyed = sorted(s for s, at in on_topic.items() if at <= retired_at_ms)
+        for subject_id in destroyed:
+            del on_topic[subject_id]
+        if not on_topic:
+            self._on_topic.pop(watchlist_id, None)
         watchlist = self._lists.get(watchlist_id)
-        if watchlist is None:
-            return []
-        dropped = [s for s, e in watchlist.entries.items() if e.updated_at_ms <= retired_at_ms]
-        self._delete(watchlist_id, dropped)
-        return [f"{watchlist_id}:{s}" for s in dropped]
+        if watchlist is not None:
+            dropped = [s for s, e in watchlist.entries.items() if e.updated_at_ms <= retired_at_ms]
+            self._delete(watchlist_id, dropped)
+        return [f"{watchlist_id}:{s}" for s in destroyed]
 
     def _delete(self, watchlist_id: str, subject_ids: list[str]) -> None:
         watchlist = self._lists[watchlist_id]

@@ -290,3 +290,50 @@ def test_the_grace_clock_stands_still_while_nothing_is_assigned() -> None:
     assert clock.now(90.0, assigned=True) == 20.0
     assert clock.now(200.0, assigned=False) == 130.0
     assert clock.now(400.0, assigned=False) == 300.0  # total pause capped at 100 s
+
+
+def test_a_retirement_purges_every_key_of_the_list_even_removed_ones() -> None:
+    ref = ReferenceData(DeletionPolicy(grace_s=GRACE_S))
+    apply(ref, setup_steps())
+    removed = T0 + timedelta(hours=1)
+    ref.apply_entry("W1:p1", watchlist_record("p1", None, updated_at=removed), 0.0)
+    ref.observe({"S1": END_MS})
+    ref.sweep(0.0, owns_all)  # p1's removal is passed: deleted from memory, still on the topic
+    assert ref.store.entry_count == 2
+    apply(ref, end_steps(with_remove=False)[:1])  # the ENDED window
+    assert sorted(ref.sweep(0.0, owns_all)) == ["W1:p0", "W1:p1", "W1:p2"]
+    # a record of the destroyed list read afterwards is purged too, never held
+    ref.apply_entry("W1:p9", watchlist_record("p9", unit(9), updated_at=T0), 0.0)
+    assert ref.sweep(0.0, owns_all) == ["W1:p9"] and ref.store.entry_count == 0
+
+
+@pytest.mark.parametrize(
+    ("updated_at", "refused"),
+    [
+        (T0 - timedelta(hours=25), True),  # more than 24 h before the start
+        (T0 - timedelta(hours=23), False),
+        (T0 + timedelta(hours=1), False),  # during the deployment
+        (T0 + timedelta(hours=2), True),  # at its end or after
+    ],
+)
+def test_templates_outside_the_build_period_are_refused(updated_at: Any, refused: bool) -> None:
+    from streams.worker.errors import EntryOutsideBuildPeriodError
+
+    ref = ReferenceData(DeletionPolicy(grace_s=GRACE_S))
+    apply(ref, [("window", window_record())])
+    entry = watchlist_record("p0", unit(0), updated_at=updated_at)
+    if refused:
+        with pytest.raises(EntryOutsideBuildPeriodError):
+            ref.apply_entry("W1:p0", entry, 0.0)
+        assert ref.store.entry_count == 0
+    else:
+        ref.apply_entry("W1:p0", entry, 0.0)
+        assert ref.store.entry_count == 1
+    # a REMOVE is never refused
+    ref.apply_entry("W1:p0", watchlist_record("p0", None, updated_at=T0 + timedelta(days=2)), 0)
+
+
+def test_an_entry_read_before_any_window_is_held_not_refused() -> None:
+    ref = ReferenceData(DeletionPolicy(grace_s=GRACE_S))
+    ref.apply_entry("W1:p0", watchlist_record("p0", unit(0), updated_at=T0 - timedelta(days=3)), 0)
+    assert ref.store.entry_count == 1
