@@ -164,8 +164,9 @@ class Settings(BaseSettings):
     worker_group_instance_id: str | None = Field(
         None,
         description=(
-            "Kafka static membership id of this worker (group.instance.id); "
-            "the chart sets it from the StatefulSet pod name"
+            "Static group membership: a stable id unique per worker (e.g. the StatefulSet pod "
+            "name). A worker restarted under the same id gets its partitions back at once, "
+            "without a rebalance; unset: dynamic membership."
         ),
     )
     worker_metrics_port: int = Field(9101, ge=0, le=65535, description="Worker /metrics port.")
@@ -223,7 +224,12 @@ class Settings(BaseSettings):
         ),
     )
     watchlist_purge_on_end: bool = Field(
-        False, description="Worker tombstones a watchlist's entries when its deployment ends."
+        True,
+        description=(
+            "Worker tombstones every entry of a watchlist once its last deployment ended or "
+            "was cancelled and it left memory, so the list does not outlive its deployment "
+            "on lfr.watchlist. Opt out (false) only where the list is purged otherwise."
+        ),
     )
     watchlist_retire_grace_s: float = Field(
         120.0,
