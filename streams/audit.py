@@ -267,7 +267,8 @@ def clickhouse_stores(
     """Every ClickHouse row table that concerns a person."""
     from sinks.db import NativeDatabase
 
-    db = NativeDatabase(**settings.clickhouse_config("admin"))
+    # reading is all it does: the read-only analyst login (falls back to the admin one)
+    db = NativeDatabase(**settings.clickhouse_config("analyst"))
     database = settings.clickhouse_database
     days = {"person_days": person_days, "scan_days": scan_days}
     try:

@@ -109,8 +109,8 @@ class Settings(BaseSettings):
         15 * 60 * 1000,
         ge=1000,
         description=(
-            "Longest time a segment of a personal topic stays open (Kafka deletes and "
-            "compacts closed segments only), milliseconds."
+            "Longest time a segment of the detections topic and of the compacted personal "
+            "topics stays open (Kafka deletes and compacts closed segments only), milliseconds."
         ),
     )
     compaction_max_lag_ms: int = Field(

@@ -14,7 +14,8 @@ segments only, and a segment closes on the first append after it is
 ``segment.ms`` old. Without it a busy topic's active segment stays open for
 the broker default of 7 days, and everything in it outlives the topic's
 retention by that much. So every topic that holds personal data rolls its
-segments at least every ``LFR_TOPIC_SEGMENT_MS`` (15 min by default), and
+segments (:func:`segment_ms`: detections at least every
+``LFR_TOPIC_SEGMENT_MS``, 15 min by default), and
 compacted topics are compacted at most ``LFR_COMPACTION_MAX_LAG_MS`` after
 a record lands in a closed segment; a worker appends a roll marker to the
 compacted personal topics (:func:`roll_markers`) so that their last
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 KeyFn = Callable[[Mapping[str, Any]], str]
 # compacted topics are cleaned once this share of the log is superseded (or after the max lag)
 MIN_CLEANABLE_DIRTY_RATIO = "0.1"
+DAY_MS = 86_400_000
 # the key of the roll markers (a tombstone: no value, no person); one per partition
 ROLL_MARKER_PREFIX = "lfr.segment-roll:p"
 
@@ -151,9 +153,21 @@ def changelog_config(settings: Settings) -> dict[str, str]:
     return lifecycle_config(Lifecycle.COMPACTED_PERSONAL, settings)
 
 
-def segment_ms(settings: Settings, retention_ms: int) -> int:
-    """The roll interval of a delete topic: LFR_TOPIC_SEGMENT_MS, or a quarter of retention."""
-    return max(1000, min(settings.topic_segment_ms, retention_ms // 4))
+def segment_ms(lifecycle: Lifecycle, settings: Settings) -> int:
+    """The roll interval (``segment.ms``) of a topic of ``lifecycle``.
+
+    Detections: LFR_TOPIC_SEGMENT_MS or a quarter of the retention, whichever
+    is shorter (templates outlive their retention by at most that). Other
+    delete topics: an eighth of their retention, at most a day — a week's
+    alerts then outlive it by under a day, far inside the 31-day promise,
+    without thousands of small segments per partition. Compacted topics:
+    LFR_TOPIC_SEGMENT_MS.
+    """
+    if lifecycle is Lifecycle.DETECTIONS:
+        return max(1000, min(settings.topic_segment_ms, settings.detections_retention_ms // 4))
+    if lifecycle is Lifecycle.PERSONAL:
+        return max(1000, min(DAY_MS, settings.personal_retention_ms // 8))
+    return settings.topic_segment_ms
 
 
 def lifecycle_config(lifecycle: Lifecycle, settings: Settings) -> dict[str, str]:
@@ -167,11 +181,11 @@ def lifecycle_config(lifecycle: Lifecycle, settings: Settings) -> dict[str, str]
         return {
             "cleanup.policy": "delete",
             "retention.ms": str(retention),
-            "segment.ms": str(segment_ms(settings, retention)),
+            "segment.ms": str(segment_ms(lifecycle, settings)),
         }
     return {
         "cleanup.policy": "compact",
-        "segment.ms": str(settings.topic_segment_ms),
+        "segment.ms": str(segment_ms(lifecycle, settings)),
         "min.compaction.lag.ms": "0",
         "max.compaction.lag.ms": str(settings.compaction_max_lag_ms),
         "min.cleanable.dirty.ratio": MIN_CLEANABLE_DIRTY_RATIO,
@@ -195,10 +209,10 @@ def limit_ms(lifecycle: Lifecycle, settings: Settings) -> int | None:
     slack = settings.retention_slack_ms
     if lifecycle is Lifecycle.DETECTIONS:
         retention = settings.detections_retention_ms
-        return retention + segment_ms(settings, retention) + slack
+        return retention + segment_ms(lifecycle, settings) + slack
     if lifecycle is Lifecycle.PERSONAL:
         retention = settings.personal_retention_ms
-        return retention + segment_ms(settings, retention) + slack
+        return retention + segment_ms(lifecycle, settings) + slack
     if lifecycle is Lifecycle.COMPACTED_PERSONAL:
         roll = settings.topic_segment_ms + settings.topic_segment_ms // 2
         return roll + 2 * settings.compaction_max_lag_ms + settings.tombstone_retention_ms + slack
@@ -277,8 +291,11 @@ def _describe(admin: Any, names: list[str]) -> dict[str, dict[str, str]]:
     }
 
 
-def create_topics(settings: Settings) -> list[str]:
-    """Create missing topics; alter the lifecycle configs of drifted ones. One line per topic."""
+def create_topics(settings: Settings, *, apply: bool = True) -> list[str]:
+    """Create missing topics; alter the lifecycle configs of drifted ones. One line per topic.
+
+    ``apply=False`` only reports: ``missing``, ``drift`` or ``found`` per topic.
+    """
     from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -300,16 +317,22 @@ def create_topics(settings: Settings) -> list[str]:
                     )
                 drift = config_drift(spec.config, configs.get(spec.name, {}))
                 if drift:
+                    changes = ", ".join(f"{k} {h} -> {w}" for k, (h, w) in drift.items())
+                    if not apply:
+                        lines.append(f"drift   {spec.name} ({changes})")
+                        continue
                     resource = ConfigResource(
                         ConfigResourceType.TOPIC,
                         spec.name,
                         configs={k: w for k, (_, w) in drift.items()},
                     )
                     admin.alter_configs([resource])
-                    changes = ", ".join(f"{k} {h} -> {w}" for k, (h, w) in drift.items())
                     lines.append(f"altered {spec.name} ({changes})")
                 else:
                     lines.append(f"found   {spec.name} ({have} partitions, configs as set)")
+                continue
+            if not apply:
+                lines.append(f"missing {spec.name}")
                 continue
             try:
                 admin.create_topics(
@@ -376,11 +399,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SECONDS",
         help="wait this long for a broker to answer first",
     )
+    create.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing: list missing topics and config drift, exit 1 if any",
+    )
     create.set_defaults(handler=_create)
 
 
 def _create(args: argparse.Namespace, settings: Settings) -> int:
     wait_for_broker(settings, args.wait)
-    for line in create_topics(settings):
+    lines = create_topics(settings, apply=not args.check)
+    for line in lines:
         print(line)
-    return 0
+    return 1 if args.check and any(line.startswith(("missing", "drift")) for line in lines) else 0

@@ -32,6 +32,8 @@ def _configs(settings: Settings, name: str) -> dict[str, str]:
 
 
 def test_every_topic_gets_its_lifecycle_and_drift_is_altered(settings: Settings) -> None:
+    checked = create_topics(settings, apply=False)
+    assert all(line.startswith("missing ") for line in checked), checked
     lines = create_topics(settings)
     assert sum(line.startswith("created ") for line in lines) == len(topic_specs(settings))
     detections = _configs(settings, settings.topic_detections)
@@ -47,6 +49,9 @@ def test_every_topic_gets_its_lifecycle_and_drift_is_altered(settings: Settings)
 
     # a topic made under older settings (no segment.ms, long retention) drifts...
     tighter = settings.model_copy(update={"topic_segment_ms": 30_000})
+    checked = create_topics(tighter, apply=False)
+    assert f"drift   {settings.topic_detections} (segment.ms 60000 -> 30000)" in checked
+    assert _configs(settings, settings.topic_detections)["segment.ms"] == "60000"
     lines = create_topics(tighter)
     altered = [line for line in lines if line.startswith("altered ")]
     assert any(
