@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from streams.localstack.clickhouse import ClickHouseService
 from streams.localstack.kafka import KafkaService
@@ -134,11 +135,20 @@ def down(settings: Settings, *, purge: bool = False, topology: Topology = PLAIN)
         return DockerStack(settings).down()
     lines = []
     errors: list[str] = []
-    for service in reversed(services(settings, topology)):
+
+    def stop(service: LocalService) -> str | None:
         try:
             lines.append(service.stop())
         except StackError as exc:
             errors.append(str(exc))
+        return None
+
+    every = services(settings, topology)
+    for service in reversed([s for s in every if not isinstance(s, KafkaService)]):
+        stop(service)
+    # the nodes of a cluster stop together: the last one alone would wait for a quorum
+    with ThreadPoolExecutor(max_workers=topology.brokers) as pool:
+        list(pool.map(stop, [s for s in every if isinstance(s, KafkaService)]))
     if purge:
         for service in services(settings, topology):
             shutil.rmtree(service.home, ignore_errors=True)
