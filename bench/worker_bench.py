@@ -62,6 +62,7 @@ def settings_for(tag: str) -> Settings:
     return Settings(
         app_id=f"lfr-bench-{tag}", partitions=2, watchlist_partitions=2,
         worker_metrics_port=19000 + int(tag[:3], 16) % 1000, state_dir=state, **names,
+        allow_dev_pseudonym_key=True,  # a benchmark's refs protect no one
     )  # fmt: skip
 
 

@@ -85,6 +85,9 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.localstack import stack
     from streams.localstack.clickhouse import LOCAL_ROLE_LOGINS
 
+    if settings.pseudonym_key is None:
+        # simulated people only: the worker may use the known development key
+        settings = settings.model_copy(update={"allow_dev_pseudonym_key": True})
     if stack.backend(settings) == "local" and not settings.clickhouse_ingest_user:
         # the sink writes as the insert-only user, the report reads as the analyst
         settings = settings.model_copy(update={

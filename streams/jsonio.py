@@ -193,6 +193,7 @@ def register(subparsers: Any) -> None:
 def publish_command(args: argparse.Namespace, settings: Settings) -> int:
     """Handler of ``lfr publish``."""
     from kafka import KafkaProducer  # imported here: the CLI starts without loading clients
+    from kafka.errors import KafkaError
 
     try:
         with args.file.open(encoding="utf-8") as lines:
@@ -215,7 +216,9 @@ def publish_command(args: argparse.Namespace, settings: Settings) -> int:
         producer.flush()
         for future in futures:
             future.get(timeout=30)
-    except Exception as exc:  # kafka-python raises KafkaError subclasses and timeouts
+    except KafkaError:
+        raise  # the command line names its cause (authentication, ACL, TLS, unreachable)
+    except Exception as exc:
         raise CommandError(f"publishing to {topic} failed: {exc}") from exc
     finally:
         producer.close()

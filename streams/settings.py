@@ -15,8 +15,16 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.errors import ConfigError
+
+MIN_PSEUDONYM_KEY_LENGTH = 32
+"""Characters of LFR_PSEUDONYM_KEY at least (HMAC-SHA256: as long as its output)."""
+DEV_PSEUDONYM_KEY = "local-development-only-key-never-use-it-in-production"
+"""The publicly known key LFR_ALLOW_DEV_PSEUDONYM_KEY permits: refs under it are reversible."""
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+KAFKA_BOOTSTRAP_TIMEOUT_MS = 6000
 
 
 class Settings(BaseSettings):
@@ -39,6 +47,27 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = Field(None, description="CA bundle (PEM) to verify brokers.")
     kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (PEM) for mTLS.")
     kafka_ssl_keyfile: Path | None = Field(None, description="Client private key (PEM) for mTLS.")
+    # --- security: TLS files, key pass phrase, the development pseudonym key ---
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="Pass phrase of an encrypted LFR_KAFKA_SSL_KEYFILE (secret)."
+    )
+    clickhouse_ca_file: Path | None = Field(
+        None,
+        description="CA bundle (PEM) to verify ClickHouse's TLS certificate (unset: system CAs).",
+    )
+    clickhouse_cert_file: Path | None = Field(
+        None, description="Client certificate (PEM) for TLS to ClickHouse."
+    )
+    clickhouse_key_file: Path | None = Field(
+        None, description="Client private key (PEM) for TLS to ClickHouse."
+    )
+    allow_dev_pseudonym_key: bool = Field(
+        False,
+        description=(
+            "Development only: with LFR_PSEUDONYM_KEY unset, the worker uses a fixed, publicly "
+            "known key instead of refusing to start (the demo, local stack and tests set it)."
+        ),
+    )
     kafka_replication_factor: int = Field(
         1, ge=1, description="Replication factor of the topics `lfr topics create` makes."
     )
@@ -132,11 +161,30 @@ class Settings(BaseSettings):
 
     # --- processes -------------------------------------------------------
     app_id: str = Field("lfr-stream", description="Faust app id = the worker's consumer group.")
+    worker_group_instance_id: str | None = Field(
+        None,
+        description=(
+            "Static group membership: a stable id unique per worker (e.g. the StatefulSet pod "
+            "name). A worker restarted under the same id gets its partitions back at once, "
+            "without a rebalance; unset: dynamic membership."
+        ),
+    )
     worker_metrics_port: int = Field(9101, ge=0, le=65535, description="Worker /metrics port.")
     sink_metrics_port: int = Field(9102, ge=0, le=65535, description="Sink /metrics port.")
-    pseudonym_key: SecretStr = Field(
-        SecretStr("local-development-only-key"),
-        description="HMAC key turning subject ids into subject_ref (secret; set it in production).",
+    sink_max_blocked_s: float = Field(
+        600.0,
+        gt=0,
+        description=(
+            "Seconds the sink may stay blocked by its environment (credentials, rights, "
+            "a missing table, an unreachable server) before it exits 1 for a restart."
+        ),
+    )
+    pseudonym_key: SecretStr | None = Field(
+        None,
+        description=(
+            f"HMAC key turning subject ids into subject_ref (secret, at least "
+            f"{MIN_PSEUDONYM_KEY_LENGTH} characters); the worker refuses to start without it."
+        ),
     )
 
     # --- worker ----------------------------------------------------------
@@ -176,7 +224,12 @@ class Settings(BaseSettings):
         ),
     )
     watchlist_purge_on_end: bool = Field(
-        False, description="Worker tombstones a watchlist's entries when its deployment ends."
+        True,
+        description=(
+            "Worker tombstones every entry of a watchlist once its last deployment ended or "
+            "was cancelled and it left memory, so the list does not outlive its deployment "
+            "on lfr.watchlist. Opt out (false) only where the list is purged otherwise."
+        ),
     )
     watchlist_retire_grace_s: float = Field(
         120.0,
@@ -227,15 +280,77 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/London)") from exc
         return value
 
+    @field_validator(
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        "clickhouse_ca_file",
+        "clickhouse_cert_file",
+        "clickhouse_key_file",
+    )
+    @classmethod
+    def _file_readable(cls, value: Path | None) -> Path | None:
+        # checked at start, so a typo is one clear line, not a TLS error minutes later
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("pseudonym_key")
+    @classmethod
+    def _key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_PSEUDONYM_KEY_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_PSEUDONYM_KEY_LENGTH} characters "
+                "(e.g. `openssl rand -base64 32`)"
+            )
+        return value
+
     @model_validator(mode="after")
-    def _sasl_complete(self) -> Settings:
-        if self.kafka_security_protocol.startswith("SASL_"):
-            if not (self.kafka_sasl_mechanism and self.kafka_sasl_username):
+    def _security_complete(self) -> Settings:
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_"):
+            password = self.kafka_sasl_password
+            if not (
+                self.kafka_sasl_mechanism
+                and self.kafka_sasl_username
+                and password is not None
+                and password.get_secret_value()
+            ):
                 raise ValueError(
-                    "LFR_KAFKA_SECURITY_PROTOCOL=SASL_* needs LFR_KAFKA_SASL_MECHANISM "
-                    "and LFR_KAFKA_SASL_USERNAME (and LFR_KAFKA_SASL_PASSWORD)"
+                    f"LFR_KAFKA_SECURITY_PROTOCOL={protocol} needs LFR_KAFKA_SASL_MECHANISM, "
+                    "LFR_KAFKA_SASL_USERNAME and LFR_KAFKA_SASL_PASSWORD"
                 )
+        for cert, key, what in (
+            (self.kafka_ssl_certfile, self.kafka_ssl_keyfile, "LFR_KAFKA_SSL"),
+            (self.clickhouse_cert_file, self.clickhouse_key_file, "LFR_CLICKHOUSE"),
+        ):
+            if key is not None and cert is None:
+                raise ValueError(f"{what} key file is set without its certificate file")
+        if self.kafka_ssl_key_password is not None and self.kafka_ssl_keyfile is None:
+            raise ValueError("LFR_KAFKA_SSL_KEY_PASSWORD is set but LFR_KAFKA_SSL_KEYFILE is not")
+        tls_files = (self.clickhouse_ca_file, self.clickhouse_cert_file)
+        if not self.clickhouse_secure and any(f is not None for f in tls_files):
+            raise ValueError(
+                "LFR_CLICKHOUSE_CA_FILE / LFR_CLICKHOUSE_CERT_FILE need LFR_CLICKHOUSE_SECURE=true"
+            )
         return self
+
+    def require_pseudonym_key(self) -> SecretStr:
+        """The pseudonym key; the development key only when explicitly allowed.
+
+        Raises ConfigError when LFR_PSEUDONYM_KEY is unset and
+        LFR_ALLOW_DEV_PSEUDONYM_KEY is not true: a known key would make every
+        subject_ref reversible by hashing candidate ids.
+        """
+        if self.pseudonym_key is not None:
+            return self.pseudonym_key
+        if self.allow_dev_pseudonym_key:
+            return SecretStr(DEV_PSEUDONYM_KEY)
+        raise ConfigError(
+            "LFR_PSEUDONYM_KEY is not set: give the worker a secret key of at least "
+            f"{MIN_PSEUDONYM_KEY_LENGTH} characters (e.g. `openssl rand -base64 32`); for local "
+            "development only, LFR_ALLOW_DEV_PSEUDONYM_KEY=true uses a publicly known key"
+        )
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -260,23 +375,10 @@ class Settings(BaseSettings):
         return env
 
     def kafka_python_config(self) -> dict[str, object]:
-        """Security keyword arguments for kafka-python clients."""
-        config: dict[str, object] = {
-            "bootstrap_servers": self.bootstrap_servers,
-            "security_protocol": self.kafka_security_protocol,
-        }
-        if self.kafka_sasl_mechanism:
-            config["sasl_mechanism"] = self.kafka_sasl_mechanism
-            config["sasl_plain_username"] = self.kafka_sasl_username
-            if self.kafka_sasl_password is not None:
-                config["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
-        if self.kafka_ssl_cafile:
-            config["ssl_cafile"] = str(self.kafka_ssl_cafile)
-        if self.kafka_ssl_certfile:
-            config["ssl_certfile"] = str(self.kafka_ssl_certfile)
-        if self.kafka_ssl_keyfile:
-            config["ssl_keyfile"] = str(self.kafka_ssl_keyfile)
-        return config
+        """Connection and security keyword arguments for kafka-python clients."""
+        from streams.worker.kafka_config import kafka_python_config
+
+        return kafka_python_config(self)
 
     def clickhouse_config(
         self, role: Literal["admin", "ingest", "analyst"] = "admin"
@@ -299,7 +401,21 @@ class Settings(BaseSettings):
             "user": user,
             "password": password.get_secret_value(),
             "secure": self.clickhouse_secure,
+            **self._clickhouse_tls(),
         }
+
+    def _clickhouse_tls(self) -> dict[str, object]:
+        """clickhouse-driver's TLS options: verify against the CA file, present a client cert."""
+        if not self.clickhouse_secure:
+            return {}
+        tls: dict[str, object] = {"verify": True}
+        if self.clickhouse_ca_file:
+            tls["ca_certs"] = str(self.clickhouse_ca_file)
+        if self.clickhouse_cert_file:
+            tls["certfile"] = str(self.clickhouse_cert_file)
+        if self.clickhouse_key_file:
+            tls["keyfile"] = str(self.clickhouse_key_file)
+        return tls
 
 
 def reference_table() -> str:

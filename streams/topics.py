@@ -34,6 +34,7 @@ from enum import StrEnum
 from typing import Any
 
 from streams.errors import CommandError
+from streams.failures import classify_exception, kafka_failure_line, recording_client_failures
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -238,25 +239,36 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
+# failures that waiting for the broker cannot fix
+FATAL_CAUSES = ("authentication", "authorization", "tls")
+
+
 def wait_for_broker(settings: Settings, timeout_s: float) -> None:
-    """Block until a broker answers, or raise CommandError after ``timeout_s``."""
+    """Block until a broker answers, or raise CommandError naming the cause.
+
+    A refused login, a TLS failure or an ACL denial fails at once: waiting
+    longer cannot fix them.
+    """
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            admin = KafkaAdminClient(**settings.kafka_python_config(), bootstrap_timeout_ms=5000)
-            admin.close()
-            return
-        except (KafkaError, OSError) as exc:
-            if time.monotonic() >= deadline:
-                raise CommandError(
-                    f"no Kafka broker answered at {settings.kafka_bootstrap} within "
-                    f"{timeout_s:.0f}s ({type(exc).__name__}); is it running?"
-                ) from exc
-            log.info("waiting for Kafka at %s", settings.kafka_bootstrap)
-            time.sleep(2)
+    config = {**settings.kafka_python_config(), "bootstrap_timeout_ms": 5000}
+    with recording_client_failures() as recorder:
+        while True:
+            try:
+                admin = KafkaAdminClient(**config)
+                admin.close()
+                return
+            except (KafkaError, OSError) as exc:
+                cause = recorder.cause()
+                fatal = cause is not None and classify_exception(cause).cause in FATAL_CAUSES
+                if fatal or time.monotonic() >= deadline:
+                    line = kafka_failure_line(exc, settings.kafka_bootstrap, cause)
+                    message = line or f"Kafka at {settings.kafka_bootstrap}: {exc}"
+                    raise CommandError(message) from exc
+                log.info("waiting for Kafka at %s", settings.kafka_bootstrap)
+                time.sleep(2)
 
 
 def config_drift(

@@ -132,6 +132,8 @@ def test_settings(real_stack: Stack) -> Callable[..., Settings]:
             "clickhouse_port": real_stack.settings.clickhouse_port,
             "clickhouse_database": f"lfr_test_{tag}",
             "app_id": f"lfr-test-{tag}",
+            # test data is synthetic: the worker may use the known development key
+            "allow_dev_pseudonym_key": True,
             **names,
         }
         base.update(overrides)

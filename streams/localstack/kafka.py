@@ -17,7 +17,15 @@ import uuid
 from pathlib import Path
 
 from streams.localstack.process import StackError
+from streams.localstack.security import StackSecurity
 from streams.localstack.service import DEPLOY_LOCAL, LocalService
+from streams.localstack.topology import (
+    Topology,
+    broker_ports,
+    controller_ports,
+    shared_lib_dir,
+)
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +65,33 @@ def random_cluster_id() -> str:
 
 
 class KafkaService(LocalService):
-    """The local Kafka broker."""
+    """One local Kafka node (broker and KRaft controller in one process).
 
-    name = "kafka"
+    A single node is the service ``kafka``; with several brokers node ``i``
+    is ``kafka-<i+1>`` and every node votes in the controller quorum. On a
+    secured stack clients reach the brokers on SASL_SSL with SCRAM-SHA-512;
+    the controller listener takes SASL PLAIN from the admin user only.
+    """
+
     start_timeout = 90.0
+
+    def __init__(
+        self,
+        settings: Settings,
+        topology: Topology | None = None,
+        node: int = 0,
+        security: StackSecurity | None = None,
+    ) -> None:
+        self.topology = topology or Topology()
+        self.node = node
+        self.name = "kafka" if self.topology.brokers == 1 else f"kafka-{node + 1}"
+        self.security = security
+        super().__init__(settings)
 
     @property
     def lib_dir(self) -> Path:
-        """The cached folder of Kafka's jars."""
-        return self.state_dir / "kafka-lib"
+        """The cached folder of Kafka's jars (shared by every topology)."""
+        return shared_lib_dir(self.settings, self.topology)
 
     @property
     def data_dir(self) -> Path:
@@ -73,12 +99,23 @@ class KafkaService(LocalService):
         return self.home / "data"
 
     @property
+    def port(self) -> int:
+        """This node's client port."""
+        return broker_ports(self.settings)[self.node]
+
+    @property
+    def controller_port(self) -> int:
+        """This node's KRaft controller port."""
+        return controller_ports(self.settings, self.topology.brokers)[self.node]
+
+    @property
     def ports(self) -> tuple[int, ...]:
-        return (self.settings.kafka_port, self.settings.kafka_controller_port)
+        return (self.port, self.controller_port)
 
     @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self.settings.kafka_port}"
+        protocol = "SASL_SSL " if self.security else ""
+        return f"{protocol}127.0.0.1:{self.port}"
 
     def check_prerequisites(self) -> None:
         java = shutil.which("java")
@@ -130,35 +167,65 @@ class KafkaService(LocalService):
         (self.lib_dir / ".pom-sha256").write_text(self._pom_digest())
 
     def server_properties(self) -> str:
-        """The broker's configuration."""
-        port, ctl = self.settings.kafka_port, self.settings.kafka_controller_port
-        return "\n".join(
-            [
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{ctl}",
+        """The node's configuration."""
+        brokers = self.topology.brokers
+        voters = ",".join(
+            f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(controller_ports(self.settings, brokers))
+        )
+        # several brokers: internal topics replicated 3 ways, writes need 2 in sync
+        replicas, min_isr = (min(3, brokers), min(2, brokers)) if brokers > 1 else (1, 1)
+        lines = [
+            "process.roles=broker,controller",
+            f"node.id={self.node + 1}",
+            f"controller.quorum.voters={voters}",
+            *self._listener_lines(),
+            "controller.listener.names=CONTROLLER",
+            f"log.dirs={self.data_dir}",
+            "num.partitions=1",
+            f"default.replication.factor={replicas}",
+            f"min.insync.replicas={min_isr}",
+            f"offsets.topic.replication.factor={replicas}",
+            "offsets.topic.num.partitions=5",
+            f"transaction.state.log.replication.factor={replicas}",
+            f"transaction.state.log.min.isr={min_isr}",
+            "transaction.state.log.num.partitions=5",
+            f"share.coordinator.state.topic.replication.factor={replicas}",
+            f"share.coordinator.state.topic.min.isr={min_isr}",
+            # tests join and leave groups constantly; do not wait for more members
+            "group.initial.rebalance.delay.ms=0",
+            # a secured cluster creates only what an authorised client asks for
+            f"auto.create.topics.enable={'false' if self.security else 'true'}",
+            "log.retention.check.interval.ms=60000",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def _listener_lines(self) -> list[str]:
+        port, ctl = self.port, self.controller_port
+        if self.security is None:
+            return [
                 f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{ctl}",
                 f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-                "controller.listener.names=CONTROLLER",
                 "inter.broker.listener.name=PLAINTEXT",
                 "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                f"log.dirs={self.data_dir}",
-                "num.partitions=1",
-                # one node: internal topics cannot be replicated
-                "offsets.topic.replication.factor=1",
-                "offsets.topic.num.partitions=5",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "transaction.state.log.num.partitions=5",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
-                # tests join and leave groups constantly; do not wait for more members
-                "group.initial.rebalance.delay.ms=0",
-                "auto.create.topics.enable=true",
-                "log.retention.check.interval.ms=60000",
-                "",
             ]
-        )
+        return [
+            f"listeners=SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{ctl}",
+            f"advertised.listeners=SASL_SSL://127.0.0.1:{port}",
+            "inter.broker.listener.name=SASL_SSL",
+            "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
+            *self.security.kafka_properties(self.home),
+        ]
+
+    def _cluster_id(self) -> str:
+        if self.topology.brokers == 1:
+            return random_cluster_id()
+        # every node of a cluster is formatted with the same id
+        path = self.state_dir / "kafka-cluster-id"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(random_cluster_id())
+        return path.read_text().strip()
 
     def _format_storage(self, properties: Path) -> None:
         meta = self.data_dir / "meta.properties"
@@ -167,9 +234,11 @@ class KafkaService(LocalService):
         if self.data_dir.exists() and any(self.data_dir.iterdir()):
             raise StackError(
                 f"Kafka storage {self.data_dir} is half-formatted (no meta.properties); "
-                "wipe the local stack with `lfr stack down --purge` and run `lfr stack up` again"
+                f"wipe the local stack with `lfr stack down --purge {self.topology.flags}` "
+                f"and run `lfr stack up {self.topology.flags}` again".replace("  ", " ")
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        scram = self.security.scram_arguments() if self.security else []
         result = subprocess.run(  # noqa: S603 - fixed arguments
             [
                 shutil.which("java") or "java",
@@ -178,9 +247,10 @@ class KafkaService(LocalService):
                 "kafka.tools.StorageTool",
                 "format",
                 "-t",
-                random_cluster_id(),
+                self._cluster_id(),
                 "-c",
                 str(properties),
+                *scram,
             ],
             capture_output=True,
             text=True,
@@ -195,13 +265,15 @@ class KafkaService(LocalService):
         self.ensure_jars()
         self.home.mkdir(parents=True, exist_ok=True)
         properties = self.home / "server.properties"
+        # the secured node's properties hold its passwords: owner only
+        properties.touch(mode=0o600)
         properties.write_text(self.server_properties())
         (self.home / "log4j2.properties").write_text(LOG4J2)
         self._format_storage(properties)
         return [
             shutil.which("java") or "java",
             "-Xms256m",
-            "-Xmx768m",
+            "-Xmx768m" if self.topology.brokers == 1 else "-Xmx512m",
             "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
@@ -211,12 +283,30 @@ class KafkaService(LocalService):
             str(properties),
         ]
 
+    def client_config(self) -> dict[str, object]:
+        """kafka-python security options of the probe (the admin user on a secured stack)."""
+        if self.security is None:
+            return {}
+        config = self.security.admin_settings(self.settings).kafka_python_config()
+        config.pop("bootstrap_servers", None)
+        return config
+
     def ready(self) -> bool:
-        return broker_answers(self.endpoint)
+        brokers = cluster_brokers(f"127.0.0.1:{self.port}", config=self.client_config())
+        return self.node + 1 in brokers
 
 
-def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
+def broker_answers(
+    bootstrap: str, timeout_s: float = 3.0, config: dict[str, object] | None = None
+) -> bool:
     """Whether a Kafka broker at ``bootstrap`` answers a metadata request."""
+    return bool(cluster_brokers(bootstrap, timeout_s, config))
+
+
+def cluster_brokers(
+    bootstrap: str, timeout_s: float = 3.0, config: dict[str, object] | None = None
+) -> set[int]:
+    """Node ids of the brokers the cluster at ``bootstrap`` reports (empty: no answer)."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
@@ -225,26 +315,22 @@ def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
     level = kafka_log.level
     kafka_log.setLevel(logging.CRITICAL)
     try:
-        return _describe_cluster(KafkaAdminClient, KafkaError, bootstrap, timeout_s)
-    finally:
-        kafka_log.setLevel(level)
-
-
-def _describe_cluster(
-    admin_class: type, error_class: type[Exception], bootstrap: str, timeout_s: float
-) -> bool:
-    try:
-        admin = admin_class(
+        admin = KafkaAdminClient(
             bootstrap_servers=bootstrap,
             request_timeout_ms=int(timeout_s * 1000),
             bootstrap_timeout_ms=int(timeout_s * 1000),
             client_id="lfr-stack-probe",
+            **(config or {}),
         )
-    except (error_class, OSError, ValueError):
-        return False
-    try:
-        return bool(admin.describe_cluster().get("brokers"))
-    except (error_class, OSError):
-        return False
+    except (KafkaError, OSError, ValueError):
+        return set()
+    else:
+        try:
+            brokers = admin.describe_cluster().get("brokers") or []
+            return {int(b["broker_id"]) for b in brokers}
+        except (KafkaError, OSError):
+            return set()
+        finally:
+            admin.close()
     finally:
-        admin.close()
+        kafka_log.setLevel(level)

@@ -84,18 +84,19 @@ class LocalService(ABC):
 
     def start(self) -> str:
         """Start the service unless it already runs; wait until it is ready."""
-        pid = self.pid_file.read()
-        if pid is not None:
-            running = pid
-            if not self.ready():
-                wait_until(
-                    self.ready,
-                    timeout=self.start_timeout,
-                    what=self.name,
-                    alive=lambda: pid_alive(running),
-                    hint=f"see {self.log_file}",
-                )
-            return f"{self.name}: already running (pid {pid}) at {self.endpoint}"
+        began = time.monotonic()
+        pid = self.launch()
+        try:
+            return self.await_ready(pid, began)
+        except StackError:
+            if pid is not None:
+                self.kill(pid)
+            raise
+
+    def launch(self) -> int | None:
+        """Spawn the service unless it runs; its new PID, or None when it already ran."""
+        if self.pid_file.read() is not None:
+            return None
         self.check_prerequisites()
         for port in self.ports:
             if port_in_use(port):
@@ -104,24 +105,34 @@ class LocalService(ABC):
                     f"stop it (`ss -ltnp | grep :{port}`) or configure another port"
                 )
         argv = self.prepare()
-        began = time.monotonic()
-        pid = spawn(
+        return spawn(
             argv, log_file=self.log_file, pid_file=self.pid_file, cwd=self.home, env=self.env()
         )
-        try:
-            wait_until(
-                self.ready,
-                timeout=self.start_timeout,
-                what=self.name,
-                alive=lambda: pid_alive(pid),
-                hint=f"see the last lines of {self.log_file}",
-            )
-        except StackError:
-            terminate(pid, timeout=5)
-            self.pid_file.remove()
-            raise
+
+    def await_ready(self, launched: int | None, began: float) -> str:
+        """Wait until the service answers; one line for ``lfr stack up``."""
+        pid = launched if launched is not None else self.pid_file.read()
+        if pid is None:
+            raise StackError(f"{self.name} exited during start-up; see {self.log_file}")
+        running = pid
+        if launched is None and self.ready():
+            return f"{self.name}: already running (pid {pid}) at {self.endpoint}"
+        wait_until(
+            self.ready,
+            timeout=self.start_timeout,
+            what=self.name,
+            alive=lambda: pid_alive(running),
+            hint=f"see the last lines of {self.log_file}",
+        )
+        if launched is None:
+            return f"{self.name}: already running (pid {pid}) at {self.endpoint}"
         took = time.monotonic() - began
         return f"{self.name}: started (pid {pid}) in {took:.1f}s at {self.endpoint}"
+
+    def kill(self, pid: int) -> None:
+        """Stop a process this call started (a failed start-up) and forget its PID file."""
+        terminate(pid, timeout=5)
+        self.pid_file.remove()
 
     def stop(self) -> str:
         """Stop the service if it runs."""

@@ -30,6 +30,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("unknown worker key", {"worker": {"replica": 2}}, "replica"),
     ("unknown setting", {"config": {"kafkaBootstrapServers": "k:9092"}}, "kafkaBootstrapServers"),
     ("secret in the ConfigMap", {"config": {"pseudonymKey": "x"}}, "pseudonymKey"),
+    ("pseudonym key too short", {"secrets": {"pseudonymKey": "too-short"}}, "pseudonymKey"),
     ("negative worker replicas", {"worker": {"replicas": -1}}, "replicas"),
     ("negative sink replicas", {"sink": {"replicas": -1}}, "replicas"),
     ("negative max replicas", {"worker": {"autoscaling": {"keda": {"maxReplicas": -3}}}}, "max"),

@@ -172,7 +172,7 @@ def dead_letter_alerts(firing: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 @pytest.fixture
 def pipeline(test_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[Pipeline]:
-    with observed_pipeline(test_settings, tmp_path, "observability-e2e-key") as p:
+    with observed_pipeline(test_settings, tmp_path, "observability-e2e-key-0123456789ab") as p:
         yield p
 
 

@@ -13,5 +13,5 @@ from tests.integration.observability.harness import Pipeline, observed_pipeline
 
 @pytest.fixture
 def pipeline(test_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[Pipeline]:
-    with observed_pipeline(test_settings, tmp_path, "observability-test-key") as p:
+    with observed_pipeline(test_settings, tmp_path, "observability-test-key-0123456789") as p:
         yield p

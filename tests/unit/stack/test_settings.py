@@ -21,7 +21,7 @@ def test_secrets_never_print() -> None:
         kafka_sasl_username="svc",
         kafka_sasl_password="hunter2-kafka",
         clickhouse_password="hunter2-ch",
-        pseudonym_key="hunter2-key",
+        pseudonym_key="hunter2-key-0123456789abcdefghijk",
     )
     for text in (str(settings), repr(settings), settings.model_dump_json()):
         assert "hunter2" not in text
@@ -43,6 +43,22 @@ def test_environment_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
         {"partitions": 0},
         {"clickhouse_port": 70000},
         {"kafka_security_protocol": "SASL_SSL"},  # no mechanism or user
+        # a user but no password: the worker would only fail later, at its first login
+        {
+            "kafka_security_protocol": "SASL_SSL",
+            "kafka_sasl_mechanism": "SCRAM-SHA-512",
+            "kafka_sasl_username": "svc",
+        },
+        {
+            "kafka_security_protocol": "SASL_PLAINTEXT",
+            "kafka_sasl_mechanism": "PLAIN",
+            "kafka_sasl_username": "svc",
+            "kafka_sasl_password": "",
+        },
+        {"pseudonym_key": "short-key"},
+        {"kafka_ssl_cafile": "/nonexistent/ca.pem"},
+        {"clickhouse_secure": True, "clickhouse_ca_file": "/nonexistent/ca.pem"},
+        {"kafka_ssl_key_password": "phrase"},  # no key file to open with it
         {"kafka_security_protocol": "TLS"},
     ],
 )
