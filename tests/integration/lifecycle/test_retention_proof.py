@@ -102,7 +102,7 @@ def _settings(broker: Settings, tmp_path: Path, **overrides: Any) -> Settings:
         watchlist_partitions=1,
         worker_metrics_port=free_port(),
         state_dir=tmp_path / "state",
-        pseudonym_key=SecretStr("integration-test-key"),
+        pseudonym_key=SecretStr("integration-test-key-of-32-characters"),
         **names,
         **{**LIMITS, **overrides},
     )
