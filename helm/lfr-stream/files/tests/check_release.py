@@ -53,7 +53,9 @@ def kafka_answers() -> list[str]:
 
     settings = Settings()
     try:
-        admin = KafkaAdminClient(**settings.kafka_python_config(), bootstrap_timeout_ms=10000)
+        admin = KafkaAdminClient(
+            **{**settings.kafka_python_config(), "bootstrap_timeout_ms": 10000}
+        )
         try:
             present = set(admin.list_topics())
         finally:
