@@ -23,7 +23,8 @@ storage itself, not from the application's intentions:
 Exit status 1 when any store breaches its limit. ``--serve`` keeps running
 and exposes the same figures as ``lfr_retention_oldest_age_seconds{store}``
 and ``lfr_retention_limit_seconds{store}`` for the ``LfrRetentionBreached``
-alert.
+alert, with /healthz (the process serves) and /readyz (the last audit read
+every store) for the probes of the chart's audit Deployment.
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from streams.errors import CommandError
 from streams.settings import Settings
@@ -426,17 +430,62 @@ def _retention(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if any(s.breach for s in stores) else 0
 
 
-def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from prometheus_client import start_http_server
+class Readiness:
+    """What /readyz answers: ready once the latest audit read every store."""
 
-    start_http_server(args.serve, registry=REGISTRY)
+    def __init__(self) -> None:
+        self.state: tuple[bool, str] = (False, "no audit has finished yet")
+
+    def audited(self, stores: list[StoreAge]) -> None:
+        """The latest audit read every store."""
+        breaches = sum(s.breach for s in stores)
+        self.state = (True, f"audited {len(stores)} stores, {breaches} in breach")
+
+    def failed(self, exc: Exception) -> None:
+        """The latest audit could not read a store (the gauges keep the previous figures)."""
+        self.state = (False, f"the last audit failed: {type(exc).__name__}: {exc}")
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the http.server API
+        log.debug(format, *args)
+
+
+def serve_http(
+    port: int,
+    readiness: Readiness,
+    host: str = "0.0.0.0",  # noqa: S104 - scraped and probed from other hosts
+) -> ThreadingWSGIServer:
+    """/metrics (the audit's gauges), /healthz and /readyz on a daemon thread."""
+    metrics = make_wsgi_app(REGISTRY)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path not in ("/healthz", "/readyz"):
+            return metrics(environ, start_response)
+        ok, reason = (True, "ok") if path == "/healthz" else readiness.state
+        start_response("200 OK" if ok else "503 Service Unavailable",
+                       [("Content-Type", "text/plain; charset=utf-8")])  # fmt: skip
+        return [reason.encode() + b"\n"]
+
+    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="audit-http", daemon=True).start()
+    return server
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    readiness = Readiness()
+    serve_http(args.serve, readiness)
+    log.info("retention audit every %.0f s; metrics on :%d/metrics", args.interval, args.serve)
     while True:
         try:
             stores = _run(args, settings)
-        except Exception:  # noqa: BLE001 - an unreachable store: retry next round
+        except Exception as exc:  # noqa: BLE001 - an unreachable store: retry next round
             log.exception("retention audit failed; retrying in %.0f s", args.interval)
+            readiness.failed(exc)
         else:
             publish(stores)
+            readiness.audited(stores)
         time.sleep(args.interval)
 
 

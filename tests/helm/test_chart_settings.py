@@ -42,8 +42,8 @@ CHART_DEFAULT_OVERRIDES = {
     "app_id": None,
 }
 # The secrets each process gets, least privilege: the worker never talks to ClickHouse, the
-# sink never pseudonymises, the hooks create topics and tables as the admin, and only
-# `lfr report` (run outside the chart) reads as the analyst.
+# sink never pseudonymises, the hooks create topics and tables as the admin, and the audit
+# reads as the analyst (here one is set; without it, as the admin: see test_chart_audit).
 SECRETS_OF = {
     "worker": frozenset({"kafka_sasl_password", "kafka_ssl_key_password", "pseudonym_key"}),
     "sink": frozenset(
@@ -55,6 +55,9 @@ SECRETS_OF = {
         }
     ),
     "hook": frozenset({"kafka_sasl_password", "kafka_ssl_key_password", "clickhouse_password"}),
+    "audit": frozenset(
+        {"kafka_sasl_password", "kafka_ssl_key_password", "clickhouse_analyst_password"}
+    ),
 }
 
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
