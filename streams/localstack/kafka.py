@@ -316,11 +316,13 @@ def cluster_brokers(
     kafka_log.setLevel(logging.CRITICAL)
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
-            request_timeout_ms=int(timeout_s * 1000),
-            bootstrap_timeout_ms=int(timeout_s * 1000),
-            client_id="lfr-stack-probe",
-            **(config or {}),
+            **{
+                **(config or {}),
+                "bootstrap_servers": bootstrap,
+                "request_timeout_ms": int(timeout_s * 1000),
+                "bootstrap_timeout_ms": int(timeout_s * 1000),
+                "client_id": "lfr-stack-probe",
+            }
         )
     except (KafkaError, OSError, ValueError):
         return set()
