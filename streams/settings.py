@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-KAFKA_BOOTSTRAP_TIMEOUT_MS = 6000
+KAFKA_BOOTSTRAP_TIMEOUT_MS = 5000
 
 
 class Settings(BaseSettings):
