@@ -46,11 +46,11 @@ from streams.settings import Settings  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.integration.sinks.chserver import PrivateServer  # noqa: E402
 from tests.integration.sinks.sinkproc import (  # noqa: E402
+    SINK_TOPICS,
     committed_all,
     kill,
     produce,
     start_sink,
-    topics,
 )
 from tests.synthetic import SyntheticData, generate  # noqa: E402
 
@@ -66,6 +66,17 @@ class Run:
     kafka: KafkaService
     log: Path
     sink: subprocess.Popen[bytes] | None = None
+
+
+def create_topics(settings: Settings) -> None:
+    """The sink's topics of ``settings``, three partitions each."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    names = [getattr(settings, f"topic_{t}") for t in SINK_TOPICS]
+    admin.create_topics([NewTopic(n, 3, 1) for n in names])
+    admin.close()
 
 
 def halves(data: SyntheticData) -> tuple[SyntheticData, SyntheticData]:
@@ -196,41 +207,41 @@ def run_fault(name: str, clickhouse: PrivateServer, kafka: KafkaService, base: S
     admin.close()
     run = Run(settings, clickhouse, kafka, logs / f"{tag}.log")
     began = time.monotonic()
-    with topics(settings):
-        produce(settings, first, [])
-        run.sink = start_sink(settings, run.log)
-        fault = FAULTS[name]
+    create_topics(settings)  # never deleted: the private broker goes away with its data
+    produce(settings, first, [])
+    run.sink = start_sink(settings, run.log)
+    fault = FAULTS[name]
 
-        def publish_second() -> None:
-            time.sleep(1.0)
-            for attempt in range(10):  # a producer's retries: the broker may be away
-                try:
-                    produce(settings, second, poison(settings) if "poison" in name else [])
-                    return
-                except Exception as exc:  # noqa: BLE001 - any client failure: try again
-                    print(f"   publish attempt {attempt + 1} failed: {exc}", file=sys.stderr)
-                    time.sleep(5)
-
-        publisher = threading.Thread(target=publish_second)
-        publisher.start()
-        fault(run, outage_s)
-        publisher.join()
-        published = time.monotonic()
-        deadline = published + 300
-        settled = None
-        while time.monotonic() < deadline:
-            if run.sink is None or run.sink.poll() is not None:
-                run.sink = start_sink(settings, run.log)  # a supervisor's restart
+    def publish_second() -> None:
+        time.sleep(1.0)
+        for attempt in range(10):  # a producer's retries: the broker may be away
             try:
-                if committed_all(settings):
-                    settled = time.monotonic() - published
-                    break
-            except Exception:  # noqa: BLE001, S110 - the broker may still be away
-                pass
-            time.sleep(1.0)
-        time.sleep(2.0)  # the sink's last rollup
-        if run.sink is not None:
-            kill(run.sink)
+                produce(settings, second, poison(settings) if "poison" in name else [])
+                return
+            except Exception as exc:  # noqa: BLE001 - any client failure: try again
+                print(f"   publish attempt {attempt + 1} failed: {exc}", file=sys.stderr)
+                time.sleep(5)
+
+    publisher = threading.Thread(target=publish_second)
+    publisher.start()
+    fault(run, outage_s)
+    publisher.join()
+    published = time.monotonic()
+    deadline = published + 300
+    settled = None
+    while time.monotonic() < deadline:
+        if run.sink is None or run.sink.poll() is not None:
+            run.sink = start_sink(settings, run.log)  # a supervisor's restart
+        try:
+            if committed_all(settings):
+                settled = time.monotonic() - published
+                break
+        except Exception:  # noqa: BLE001, S110 - the broker may still be away
+            pass
+        time.sleep(1.0)
+    time.sleep(2.0)  # the sink's last rollup
+    if run.sink is not None:
+        kill(run.sink)
     return {"fault": name, "settle_s": None if settled is None else round(settled, 1),
            "total_s": round(time.monotonic() - began, 1), **verdict(run, data)}  # fmt: skip
 
