@@ -263,7 +263,7 @@ def main() -> int:
         (root / "state" / "kafka-lib").symlink_to(jars.resolve())
         base = Settings(kafka_bootstrap=f"127.0.0.1:{free_port()}",
                         kafka_controller_port=free_port(), state_dir=root / "state",
-                        sink_max_blocked_s=600)  # fmt: skip
+                        sink_max_blocked_s=60)  # fmt: skip
         kafka = KafkaService(base)
         clickhouse = PrivateServer(root / "ch")
         print(kafka.start(), file=sys.stderr)

@@ -331,6 +331,10 @@ class Sink:
             def on_partitions_assigned(self, assigned: Any) -> None:
                 sink.on_partitions_assigned(assigned)
 
+        # the group leader assigns only partitions its metadata knows: ask for the
+        # topics first, or a sink started right after they were created gets none
+        for topic in sorted(self.routes):
+            self.consumer.partitions_for_topic(topic)
         self.consumer.subscribe(sorted(self.routes), listener=Listener())
 
     def run(self, stop: threading.Event) -> None:
@@ -515,6 +519,9 @@ class Sink:
         if waiting:
             reason = f"no partition assigned for {waited:.0f}s while {waiting}"
             self._blocked_by("kafka_unassigned", reason)
+            # join the group again with fresh metadata; failing that, the bound restarts us
+            self.consumer.unsubscribe()
+            self.subscribe()
         elif self.block.cause == "kafka_unassigned":
             self._unblocked()
 

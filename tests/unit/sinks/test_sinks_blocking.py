@@ -38,10 +38,17 @@ class FakeConsumer:
         self.tp = tp
         self.pending = [Record(i, b"site", v, 1_000) for i, v in enumerate(values)]
         self.polls = 0
+        self.subscriptions = 0
         self.commits: list[int] = []
 
     def subscribe(self, topics: Sequence[str], listener: Any = None) -> None:
+        self.subscriptions += 1
+
+    def unsubscribe(self) -> None:
         pass
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0} if topic == self.tp.topic else set()
 
     def poll(self, timeout_ms: int, max_records: int) -> dict[TP, list[Record]]:
         self.polls += 1
@@ -147,9 +154,6 @@ class Unassigned(FakeConsumer):
     def assignment(self) -> set[TP]:
         return self.assigned
 
-    def partitions_for_topic(self, topic: str) -> set[int]:
-        return {0} if topic == self.tp.topic else set()
-
     def end_offsets(self, tps: list[Any], timeout_ms: int) -> dict[Any, int]:
         return {tp: 10 for tp in tps}
 
@@ -177,6 +181,7 @@ def test_no_partitions_while_records_wait_and_nobody_commits_is_blocked() -> Non
     _steps(sink)
     assert sink.block.cause == "kafka_unassigned"
     assert "10 records wait" in sink.status()[1]
+    assert consumer.subscriptions > 1  # it joined again, with fresh metadata
     polls = consumer.polls
     _steps(sink)
     assert consumer.polls > polls, "it keeps polling: polling is how it rejoins the group"
