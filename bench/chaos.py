@@ -180,6 +180,7 @@ def verdict(run: Run, data: SyntheticData) -> dict[str, object]:
                             ("outcomes", "alert_id"))}  # fmt: skip
         dead = db.execute(f"SELECT reason, count() FROM {name}.dead_letters GROUP BY reason")  # noqa: S608
         report = deployment_report(db, name)
+        stored = {r[0] for r in db.execute(f"SELECT event_id FROM {name}.scans")}  # noqa: S608
     finally:
         db.close()
     want = {"scans": len({r["event_id"] for r in data.scans}),
@@ -188,7 +189,9 @@ def verdict(run: Run, data: SyntheticData) -> dict[str, object]:
     exact = all(got[t][0] == want[t] == got[t][1] for t in want)
     equal = report == [data.expected[k] for k in sorted(data.expected)]
     return {"rows_exact": exact, "report_equal": equal, "rows": {t: got[t][0] for t in got},
-            "expected_rows": want, "dead_letters": {str(r): int(n) for r, n in dead}}  # fmt: skip
+            "expected_rows": want, "dead_letters": {str(r): int(n) for r, n in dead},
+            "missing_scans": sorted({str(r["event_id"]) for r in data.scans} - stored)[:20],
+            "log": str(run.log)}  # fmt: skip
 
 
 def run_fault(name: str, clickhouse: PrivateServer, kafka: KafkaService, base: Settings,
@@ -257,6 +260,9 @@ def main() -> int:
         print("no Kafka jars in .lfr/kafka-lib: run `lfr stack up` once", file=sys.stderr)
         return 2
     rows: list[dict[str, object]] = []
+    logs = ROOT / "bench" / "results" / "chaos-logs" / time.strftime("%Y%m%dT%H%M%S")
+    logs.mkdir(parents=True)
+    print(f"sink logs: {logs}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="lfr-chaos-") as tmp:
         root = Path(tmp)
         (root / "state").mkdir()
@@ -276,7 +282,7 @@ def main() -> int:
                     continue
                 print(f"== {name}", file=sys.stderr)
                 rows.append(run_fault(name, clickhouse, kafka, base, args.scans, args.outage,
-                                      root))  # fmt: skip
+                                      logs))  # fmt: skip
         finally:
             clickhouse.kill()
             kafka.stop()

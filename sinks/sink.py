@@ -288,6 +288,7 @@ class Sink:
         self.writer = BatchWriter(db, settings.clickhouse_database, self.routes,
                                   biometric_topics(settings))  # fmt: skip
         self.buffers: dict[Any, PartitionBuffer] = {}
+        self._rewind: dict[Any, int] = {}  # revoked partition -> first uncommitted offset
         self.block = Blockage(self.options.max_blocked_s, self.options.max_backoff_s)
         self._unassigned_since: float | None = None
         self._next_assignment_check = 0.0
@@ -306,16 +307,31 @@ class Sink:
 
     # --- rebalance listener (kafka-python calls these inside poll) -----------
     def on_partitions_revoked(self, revoked: Any) -> None:
-        """Forget uncommitted batches of lost partitions: their new owner re-reads them."""
+        """Forget uncommitted batches of revoked partitions, noting where they began.
+
+        A partition that comes straight back keeps its fetch position in
+        kafka-python (3.x preserves the state of partitions in both the old and
+        the new assignment), so the records forgotten here would be skipped:
+        :meth:`on_partitions_assigned` seeks it back to the first of them. A
+        partition that goes elsewhere is re-read by its new owner from the
+        committed offset.
+        """
         for tp in revoked:
-            self.buffers.pop(tp, None)
+            buffer = self.buffers.pop(tp, None)
+            first = buffer.first_uncommitted() if buffer is not None else None
+            if first is not None:
+                self._rewind[tp] = first
             try:
                 metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
             except KeyError:
                 pass  # never reported: no record seen since it was assigned
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        """Nothing to do: consumption resumes at the committed offsets."""
+        """Seek partitions that came back to their first uncommitted offset."""
+        rewind, self._rewind = self._rewind, {}
+        for tp in assigned:
+            if tp in rewind:
+                self.consumer.seek(tp, rewind[tp])
 
     # --- loop ------------------------------------------------------------------
     def subscribe(self) -> None:

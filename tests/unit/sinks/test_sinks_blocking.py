@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,3 +221,51 @@ def test_a_failing_rollup_is_retried_later_and_never_stops_the_sink() -> None:
     _steps(sink, 3)
     assert consumer.commits == [3] and sink.dirty_days  # written; the days wait for a rollup
     assert sink.status() == (True, "ready")
+
+
+class Rebalancing(FakeConsumer):
+    """Delivers offsets 0-2, then a rebalance that gives the same partition back.
+
+    kafka-python keeps the fetch position of a partition that stays assigned, so
+    without a seek the next poll would continue at offset 3.
+    """
+
+    def __init__(self, tp: TP, values: list[bytes], listener_of: Callable[[], Any]) -> None:
+        super().__init__(tp, values)
+        self.listener_of = listener_of
+        self.position = 0
+        self.seeks: list[int] = []
+        self.records = list(self.pending)
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[TP, list[Record]]:
+        self.polls += 1
+        if self.polls == 2:  # the group rebalances inside this poll
+            sink = self.listener_of()
+            sink.on_partitions_revoked([self.tp])
+            sink.on_partitions_assigned([self.tp])
+        out = self.records[self.position : self.position + 3]
+        self.position += len(out)
+        return {self.tp: out} if out else {}
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append(offset)
+        self.position = offset
+
+    def highwater(self, tp: TP) -> int:
+        return len(self.records)
+
+
+def test_a_partition_revoked_and_given_back_is_re_read_from_its_first_uncommitted_offset() -> None:
+    db = WrongPassword()
+    db.fixed = True
+    settings = Settings()
+    scans = generate(5, deployments=1, scans_per_deployment=6, alerts_per_deployment=0).scans
+    holder: dict[str, Sink] = {}
+    consumer = Rebalancing(TP(settings.topic_scans, 0), [encode("Scan", s) for s in scans],
+                           lambda: holder["sink"])  # fmt: skip
+    # a batch of 6 offsets: 0-2 wait in the open batch when the rebalance comes
+    options = SinkOptions(batch_size=6, linger_s=60, rollup_interval_s=1e9, retention_interval_s=0)
+    sink = holder["sink"] = Sink(settings, db, consumer, FakeProducer(), options)
+    _steps(sink, 4)
+    assert db.rows == 6 and consumer.commits == [6]  # every scan, none skipped
+    assert consumer.seeks == [0]
