@@ -466,10 +466,12 @@ class Sink:
                 self._blocked_by(exc.cause, str(exc))
                 return False
             except CommitFailedError as exc:
-                # the group moved the partition on: its new owner re-reads the batch
-                log.warning("commit of %s refused, the group rebalanced: %s", batch.token, exc,
-                            extra=limited("sink.commit_failed"))  # fmt: skip
-                self.buffers.pop(tp, None)
+                # the group is rebalancing: the next poll rejoins it. The batch stays: if the
+                # partition comes back it is written again (idempotent), else the revoke
+                # forgets it and the new owner re-reads it from the committed offset
+                batch.attempts += 1
+                log.warning("commit of %s refused, the group is rebalancing: %s", batch.token,
+                            exc, extra=limited("sink.commit_failed"))  # fmt: skip
                 return False
             except KafkaError as exc:
                 batch.attempts += 1

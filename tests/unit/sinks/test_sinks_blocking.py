@@ -269,3 +269,29 @@ def test_a_partition_revoked_and_given_back_is_re_read_from_its_first_uncommitte
     _steps(sink, 4)
     assert db.rows == 6 and consumer.commits == [6]  # every scan, none skipped
     assert consumer.seeks == [0]
+
+
+class CommitRefusedOnce(FakeConsumer):
+    """The first commit meets a rebalance in progress."""
+
+    def commit(self, offsets: dict[TP, Any]) -> None:
+        from kafka.errors import CommitFailedError
+
+        if not getattr(self, "refused", False):
+            self.refused = True
+            raise CommitFailedError("the group is rebalancing")
+        super().commit(offsets)
+
+
+def test_a_refused_commit_keeps_the_batch_until_it_commits() -> None:
+    db = WrongPassword()
+    db.fixed = True
+    settings = Settings()
+    scans = generate(3, deployments=1, scans_per_deployment=3, alerts_per_deployment=0).scans
+    consumer = CommitRefusedOnce(TP(settings.topic_scans, 0), [encode("Scan", s) for s in scans])
+    options = SinkOptions(batch_size=3, linger_s=0, rollup_interval_s=1e9, retention_interval_s=0)
+    sink = Sink(settings, db, consumer, FakeProducer(), options)
+    _steps(sink, 3)
+    assert consumer.commits == [3]
+    assert db.rows == 6  # written twice (idempotent in ClickHouse), never skipped
+    assert sink.status() == (True, "ready")  # a rebalance is not a block
