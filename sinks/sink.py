@@ -466,12 +466,14 @@ class Sink:
                 self._blocked_by(exc.cause, str(exc))
                 return False
             except CommitFailedError as exc:
-                # the group is rebalancing: the next poll rejoins it. The batch stays: if the
-                # partition comes back it is written again (idempotent), else the revoke
-                # forgets it and the new owner re-reads it from the committed offset
-                batch.attempts += 1
-                log.warning("commit of %s refused, the group is rebalancing: %s", batch.token,
+                # the broker answered: not a block, but this member is out of the group
+                # (e.g. after a broker restart). Join again; partitions that come back
+                # are re-read from their first uncommitted offset, the others by their
+                # new owner from the committed one
+                log.warning("commit of %s refused, joining the group again: %s", batch.token,
                             exc, extra=limited("sink.commit_failed"))  # fmt: skip
+                self._unblocked()
+                self._rejoin()
                 return False
             except KafkaError as exc:
                 batch.attempts += 1
@@ -538,10 +540,15 @@ class Sink:
             reason = f"no partition assigned for {waited:.0f}s while {waiting}"
             self._blocked_by("kafka_unassigned", reason)
             # join the group again with fresh metadata; failing that, the bound restarts us
-            self.consumer.unsubscribe()
-            self.subscribe()
+            self._rejoin()
         elif self.block.cause == "kafka_unassigned":
             self._unblocked()
+
+    def _rejoin(self) -> None:
+        """Leave and join the group again, forgetting (and noting) what is uncommitted."""
+        self.on_partitions_revoked(list(self.buffers))
+        self.consumer.unsubscribe()
+        self.subscribe()
 
     def _records_waiting(self) -> str | None:
         """Why the group looks stuck ("" when it does not; None: ask again later)."""

@@ -272,7 +272,23 @@ def test_a_partition_revoked_and_given_back_is_re_read_from_its_first_uncommitte
 
 
 class CommitRefusedOnce(FakeConsumer):
-    """The first commit meets a rebalance in progress."""
+    """The first commit finds this member out of the group; joining again gives it back."""
+
+    def subscribe(self, topics: Sequence[str], listener: Any = None) -> None:
+        super().subscribe(topics, listener)
+        self.listener = listener
+        self.seeks: list[int] = []
+        if self.subscriptions > 1:  # the rejoin: same partition, fetch from the seek
+            listener.on_partitions_assigned([self.tp])
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append(offset)
+        self.pending = self.all[offset:]
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[TP, list[Record]]:
+        if not hasattr(self, "all"):
+            self.all = list(self.pending)
+        return super().poll(timeout_ms, max_records)
 
     def commit(self, offsets: dict[TP, Any]) -> None:
         from kafka.errors import CommitFailedError
@@ -291,7 +307,10 @@ def test_a_refused_commit_keeps_the_batch_until_it_commits() -> None:
     consumer = CommitRefusedOnce(TP(settings.topic_scans, 0), [encode("Scan", s) for s in scans])
     options = SinkOptions(batch_size=3, linger_s=0, rollup_interval_s=1e9, retention_interval_s=0)
     sink = Sink(settings, db, consumer, FakeProducer(), options)
+    sink.subscribe()
     _steps(sink, 3)
+    # it joined the group again; the partition came back and was re-read from offset 0
+    assert consumer.subscriptions == 2 and consumer.seeks == [0]
     assert consumer.commits == [3]
     assert db.rows == 6  # written twice (idempotent in ClickHouse), never skipped
     assert sink.status() == (True, "ready")  # a rebalance is not a block
