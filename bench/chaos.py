@@ -143,7 +143,7 @@ def fault_wrong_password(run: Run, outage_s: float) -> None:
 
 def fault_broker_killed(run: Run, outage_s: float) -> None:
     """The Kafka broker SIGKILLed mid-stream, back after the outage; the sink left running."""
-    time.sleep(3)
+    time.sleep(1.5)  # the sink is starting up and reading the first half
     pid = run.kafka.pid_file.read()
     if pid is not None:
         os.kill(pid, signal.SIGKILL)
