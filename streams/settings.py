@@ -24,7 +24,7 @@ DEV_PSEUDONYM_KEY = "local-development-only-key-never-use-it-in-production"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-KAFKA_BOOTSTRAP_TIMEOUT_MS = 6000
+KAFKA_BOOTSTRAP_TIMEOUT_MS = 5000
 
 
 class Settings(BaseSettings):
