@@ -34,10 +34,11 @@ lint: setup ## ruff: lint and formatting
 typecheck: setup ## mypy with disallow_untyped_defs on the packages
 	$(VENV)/bin/mypy
 
-test: setup ## lint, types, schema compatibility, chart lint, then every test on the real stack
+test: setup ## lint, types, schemas, chart lint, then every test on the real stack (first run builds helm and kube-apiserver, ~10 min)
 	$(MAKE) lint typecheck
 	$(LFR) schemas check
 	bash .ci/helm.sh lint
+	bash .ci/kube-apiserver.sh install >/dev/null
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: setup ## only the tests that need no services
@@ -57,6 +58,7 @@ bench: setup ## run the benchmarks; figures land in bench/results/
 	$(PY) bench/codec_bench.py
 	$(PY) bench/sink_bench.py
 	$(PY) bench/worker_bench.py
+	$(PY) bench/alert_tables_bench.py
 
 chart: ## lint, render and test the Helm chart offline
 	bash .ci/helm.sh

@@ -10,7 +10,10 @@
 #                               only files inside the chart; tests/helm checks the copies)
 #
 # helm is built from the Go module proxy (no binary downloads here) into a cached GOBIN,
-# so only the first run pays for the build (~1.5 min on 2 cores).
+# so only the first run pays for the build (~1.5 min on 2 cores). It is linked with its
+# own version (a plain `go install` reports "v3.22") and with $KUBE_VERSION as the
+# Kubernetes version `helm template` and `helm lint` assume without --kube-version
+# (a plain build assumes 1.20, which the chart's kubeVersion refuses).
 set -euo pipefail
 
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
@@ -18,7 +21,10 @@ KUBE_VERSION="${KUBE_VERSION:-1.37.0}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CHART="$ROOT/helm/lfr-stream"
 TOOLS="${LFR_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lfr-stream/tools}"
-GOBIN_DIR="$TOOLS/helm-$HELM_VERSION"
+KUBE_MAJOR="${KUBE_VERSION%%.*}"
+KUBE_MINOR="${KUBE_VERSION#*.}"
+KUBE_MINOR="${KUBE_MINOR%%.*}"
+GOBIN_DIR="$TOOLS/helm-$HELM_VERSION-k$KUBE_MAJOR.$KUBE_MINOR"
 HELM="$GOBIN_DIR/helm"
 OUT="${HELM_RENDER_DIR:-$ROOT/build/helm}"
 
@@ -33,7 +39,10 @@ install_helm() {
   mkdir -p "$GOBIN_DIR"
   # Build outside the repo so the project's go.mod (if any) does not interfere.
   (cd "$TOOLS" && GOBIN="$GOBIN_DIR" GOFLAGS=-buildvcs=false \
-    go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION") >&2
+    go install -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+      -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$KUBE_MAJOR \
+      -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$KUBE_MINOR" \
+      "helm.sh/helm/v3/cmd/helm@$HELM_VERSION") >&2
 }
 
 sync_files() {

@@ -33,8 +33,8 @@ from sinks import rows as R  # noqa: E402
 from sinks.db import NativeDatabase  # noqa: E402
 from sinks.migrate import migrate  # noqa: E402
 from sinks.sink import Sink, SinkOptions, consumer_config  # noqa: E402
-from sinks.synthetic import generate  # noqa: E402
 from streams.settings import Settings  # noqa: E402
+from tests.synthetic import generate  # noqa: E402
 
 
 def crc32c_native() -> bool:

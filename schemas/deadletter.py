@@ -22,7 +22,6 @@ from schemas.codec import shared_codec
 from schemas.errors import SchemaFileError
 from streams.settings import Settings
 
-DEFAULT_BIOMETRIC_TOPICS: frozenset[str] = frozenset({"lfr.detections", "lfr.watchlist"})
 MAX_MESSAGE_CHARS = 500
 
 _BYTES_LITERAL = re.compile(r"""b(['"]).*?(?<!\\)\1|bytearray\(.*?\)""", re.DOTALL)
@@ -31,7 +30,12 @@ _LONG_HEX = re.compile(r"[0-9a-fA-F]{64,}")
 
 
 def biometric_topics(settings: Settings) -> frozenset[str]:
-    """The topics whose values carry templates (their payload is never dead-lettered)."""
+    """The topics whose values carry templates, as the settings name them.
+
+    Their payload is never dead-lettered and their keys lose the subject part.
+    There is no default list: a renamed topic must never fall back to being
+    treated as non-biometric.
+    """
     return frozenset({settings.topic_detections, settings.topic_watchlist})
 
 
@@ -82,13 +86,14 @@ def dead_letter(
     payload: bytes | None,
     error: BaseException,
     stage: str,
-    biometric: Collection[str] = DEFAULT_BIOMETRIC_TOPICS,
+    biometric: Collection[str],
     failed_at: datetime | None = None,
 ) -> dict[str, Any]:
     """A DeadLetter record for a record that failed at ``stage``.
 
-    ``biometric`` lists the topics whose payload must not be kept (pass
-    :func:`biometric_topics` of the settings when topic names are configured).
+    ``biometric`` lists the topics whose payload must not be kept and whose
+    keys lose their subject part: :func:`biometric_topics` of the settings, or
+    the source topic itself when the caller knows the input is biometric.
     """
     raw = bytes(payload) if payload is not None else b""
     is_biometric = topic in biometric

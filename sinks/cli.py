@@ -12,7 +12,7 @@ import sys
 import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sinks.db import NativeDatabase, Role, connect
 from sinks.errors import ClickHouseUnavailable, SinkError
@@ -30,6 +30,9 @@ from sinks.retention import PERSON_DAYS, SCAN_DAYS, run_retention
 from sinks.rollup import rollup
 from streams.errors import CommandError
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from sinks.sink import Sink
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--session-timeout-ms", type=int, default=10000,
                    help="Kafka group session timeout: how soon a crashed sink's partitions "
                    "move on (10000).")  # fmt: skip
-    p.add_argument("--fault-kill-after-inserts", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--unassigned-grace", type=float, default=30.0, metavar="S",
+                   help="Seconds without partitions, while the topics wait, that count as "
+                   "blocked (30).")  # fmt: skip
     p.set_defaults(handler=cmd_sink)
 
     p = subparsers.add_parser("rollup", help="Recompute the aggregates (idempotent).")
@@ -195,13 +200,22 @@ def package_version() -> str:
 
 
 def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the sink until SIGTERM/SIGINT."""
+    """Run the sink until SIGTERM/SIGINT (exit 1 when blocked too long)."""
+    from sinks.sink import Sink
+
+    return run_sink(args, settings, Sink)
+
+
+def run_sink(args: argparse.Namespace, settings: Settings, sink_class: type[Sink]) -> int:
+    """``lfr sink`` with ``sink_class`` (tests pass a subclass that injects faults)."""
     from kafka import KafkaConsumer, KafkaProducer
 
     from sinks import metrics
-    from sinks.sink import Sink, SinkOptions, consumer_config
+    from sinks.sink import SinkOptions, consumer_config
     from sinks.web import serve
+    from streams.log_limit import install
 
+    install()  # repeated dead-letter and connection lines: a few a minute, the rest counted
     # inserts and the rollup's INSERT ... SELECT need only the ingest user; retention's
     # partition drops are DDL, which the ingest user may not run, so they log in as admin
     db = connect(settings, "ingest")
@@ -209,7 +223,7 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     options = SinkOptions(
         batch_size=args.batch_size, linger_s=args.linger,
         rollup_interval_s=args.rollup_interval, retention_interval_s=args.retention_interval,
-        kill_after_inserts=args.fault_kill_after_inserts,
+        max_blocked_s=settings.sink_max_blocked_s, unassigned_grace_s=args.unassigned_grace,
     )  # fmt: skip
     kafka = settings.kafka_python_config()
     consumer = KafkaConsumer(
@@ -217,23 +231,43 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
         session_timeout_ms=args.session_timeout_ms, **consumer_config(options), **kafka,
     )  # fmt: skip
     producer = KafkaProducer(acks="all", linger_ms=20, **kafka)
-
-    def ready() -> bool:
-        try:
-            connect(settings, "ingest").execute("SELECT 1")
-        except SinkError:
-            return False
-        return True
-
+    sink = sink_class(settings, db, consumer, producer, options, retention_db=admin)
+    probe = Readiness(settings, sink)
     metrics.publish_build_info(package_version(), settings.app_id)
-    server = serve(settings.sink_metrics_port, ready)
+    server = serve(settings.sink_metrics_port, probe.check)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        Sink(settings, db, consumer, producer, options, retention_db=admin).run(stop)
+        sink.run(stop)
     finally:
         server.shutdown()
+        probe.close()
         consumer.close()
         producer.close(timeout=10)
     return 0
+
+
+class Readiness:
+    """/readyz of the sink: blocked -> 503 with the cause; else ClickHouse must answer."""
+
+    def __init__(self, settings: Settings, sink: Sink) -> None:
+        self.sink = sink
+        self._db = connect(settings, "ingest")
+        self._lock = threading.Lock()
+
+    def check(self) -> tuple[bool, str]:
+        """(ready, reason)."""
+        ready, reason = self.sink.status()
+        if not ready:
+            return ready, reason
+        with self._lock:  # one connection, not thread-safe: one probe at a time
+            try:
+                self._db.execute("SELECT 1")
+            except SinkError as exc:
+                return False, str(exc)
+        return True, "ready"
+
+    def close(self) -> None:
+        """Drop the probe's connection."""
+        self._db.close()

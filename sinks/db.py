@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import json
 import math
+import ssl
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
-from sinks.errors import ClickHouseRejected, ClickHouseUnavailable
+from sinks.errors import (
+    ClickHouseRefused,
+    ClickHouseRejected,
+    ClickHouseUnavailable,
+    code_in,
+    server_error,
+)
 from sinks.features import ServerFeatures, features_for
 
 Row = tuple[Any, ...]
@@ -98,11 +105,21 @@ class NativeDatabase:
                 if params is not None
                 else (self._client.execute(sql, **kwargs))
             )
-        except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError) as exc:
+        except ssl.SSLError as exc:
             self._client.disconnect()
-            raise ClickHouseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise ClickHouseRefused(f"{type(exc).__name__}: {exc}", None, "tls") from exc
+        except ch_errors.SocketTimeoutError as exc:
+            self._client.disconnect()
+            raise ClickHouseUnavailable(f"{type(exc).__name__}: {exc}", None, "timeout") from exc
+        except (ch_errors.NetworkError, OSError, EOFError) as exc:
+            self._client.disconnect()
+            text = f"{type(exc).__name__}: {exc}"
+            if "SSL" in text or "certificate" in text:
+                raise ClickHouseRefused(text, None, "tls") from exc
+            raise ClickHouseUnavailable(text) from exc
         except ch_errors.ServerException as exc:
-            raise ClickHouseRejected(server_message(exc.code, exc.message), exc.code) from exc
+            # the class decides: the rows are bad (rejected) or the environment is (refused)
+            raise server_error(server_message(exc.code, exc.message), exc.code) from exc
         except ch_errors.Error as exc:
             # client-side serialisation errors: the block does not fit its columns
             self._client.disconnect()
@@ -171,7 +188,8 @@ class ChdbDatabase:
                 return [tuple(row) for row in json.loads(text)["data"]] if text else []
             self._session.query(sql)
         except RuntimeError as exc:
-            raise ClickHouseRejected(str(exc).splitlines()[0][:500]) from exc
+            message = str(exc).splitlines()[0][:500]
+            raise server_error(message, code_in(message)) from exc
         return []
 
     def insert(

@@ -21,7 +21,7 @@ LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 
 log = logging.getLogger(__name__)
 
 RECORD_RESULTS = ("inserted", "dead_lettered", "skipped")
-FAILURE_KINDS = ("unavailable", "rejected")
+FAILURE_KINDS = ("unavailable", "refused", "rejected")
 ROLLUP_RESULTS = ("ok", "failed")
 # the tables retention manages
 RETAINED_TABLES = ("alerts", "outcomes", "scans", "dead_letters")
@@ -67,7 +67,7 @@ INSERT_SECONDS = Histogram(
 )
 INSERT_FAILURES = Counter(
     "lfr_sink_insert_failures_total",
-    "Failed inserts, by table and kind (unavailable: retried; rejected: bisected).",
+    "Failed inserts, by table and kind (unavailable, refused: retried; rejected: bisected).",
     ["table", "kind"],
 )
 DEAD_LETTERS = Counter(
@@ -80,6 +80,17 @@ CONSUMER_LAG = Gauge(
 )
 PAUSED_PARTITIONS = Gauge(
     "lfr_sink_paused_partitions", "Partitions paused while ClickHouse is unavailable."
+)
+BLOCKED = Gauge(
+    "lfr_sink_blocked",
+    "1 while the sink is blocked by its environment (it neither commits nor dead-letters), "
+    "by cause (authentication, unknown_database, unreachable, kafka_unassigned, ...).",
+    ["cause"],
+)
+ENVIRONMENT_ERRORS = Counter(
+    "lfr_sink_environment_errors_total",
+    "Failed attempts the environment caused (the batch is retried, never dead-lettered), by cause.",
+    ["cause"],
 )
 CLICKHOUSE_UP = Gauge("lfr_sink_clickhouse_up", "1 while the last ClickHouse call succeeded.")
 COMMIT_LATENCY = BatchHistogram(
@@ -125,7 +136,11 @@ def publish_build_info(version: str, app_id: str, registry: CollectorRegistry = 
 
 
 def initialise(
-    topics: Iterable[str], tables: Iterable[str], aged_tables: Iterable[str], reasons: Iterable[str]
+    topics: Iterable[str],
+    tables: Iterable[str],
+    aged_tables: Iterable[str],
+    reasons: Iterable[str],
+    causes: Iterable[str] = (),
 ) -> None:
     """Create every labelled child the sink can touch, at zero.
 
@@ -144,6 +159,9 @@ def initialise(
         EVENT_AGE.labels(table)
     for reason in reasons:
         DEAD_LETTERS.labels(reason)
+    for cause in causes:
+        BLOCKED.labels(cause).set(0)
+        ENVIRONMENT_ERRORS.labels(cause)
     for result in ROLLUP_RESULTS:
         ROLLUP_RUNS.labels(result)
     for table in RETAINED_TABLES:

@@ -15,7 +15,7 @@ from importlib import resources
 
 from sinks.db import Database, sql_literal
 from sinks.ddl import Migration, check_identifier, parse_file_name, render, split_statements
-from sinks.errors import ClickHouseRejected, ClickHouseUnavailable, MigrationError
+from sinks.errors import ClickHouseError, ClickHouseRefused, ClickHouseUnavailable, MigrationError
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,19 @@ def applied_migrations(db: Database, database: str) -> dict[int, str]:
     return {int(v): str(c) for v, c in rows}
 
 
+# environment causes that no migration statement is to blame for
+_NOT_THE_MIGRATION = ("authentication", "tls", "unreachable", "timeout", "unknown_database")
+
+
 def _run(db: Database, statement: str) -> None:
     try:
         db.execute(statement)
-    except ClickHouseRejected as exc:
+    except ClickHouseError as exc:
         if exc.code in _ALREADY_EXISTS or "already exists" in str(exc):
             log.info("object already exists (a peer migrator?): %s", str(exc)[:120])
             return
+        if isinstance(exc, ClickHouseRefused) and exc.cause in _NOT_THE_MIGRATION:
+            raise  # the login or the network, not the statement: say so as it is
         raise MigrationError(f"migration statement failed: {exc}") from exc
 
 

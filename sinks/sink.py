@@ -13,10 +13,19 @@ window, see :mod:`sinks.batching`):
 
 A crash anywhere before 4 redelivers the batch; ReplacingMergeTree on
 natural ids (and the token, where supported) makes the second insert
-harmless. While ClickHouse is unavailable the batch is retried with
-exponential backoff and the consumer is not polled, so memory holds only what
-was already fetched: one fetch response (at most ``fetch_max_bytes``), one
-poll of at most ``batch_size`` records, and the open batches.
+harmless.
+
+Which failures are whose (invariant 7, :mod:`sinks.errors`): a row the server
+rejects for its values is dead-lettered; a failure of the environment
+(credentials, rights, a missing database or table, the network, Kafka) blocks
+the sink (:mod:`sinks.blocking`): the same batch is retried with exponential
+backoff, nothing is committed or dead-lettered, and the consumer is not
+polled, so memory holds only what was already fetched: one fetch response (at
+most ``fetch_max_bytes``), one poll of at most ``batch_size`` records, and the
+open batches. /readyz answers 503 with the cause; after
+``LFR_SINK_MAX_BLOCKED_S`` the sink exits 1 for its supervisor to restart it.
+A consumer left without partitions while its topics wait (seen after a broker
+restart) counts as blocked too.
 
 Per-row work is kept small on purpose (measured with bench/sink_bench.py):
 kafka-python's record parsing and the Avro decode dominate, then the
@@ -26,8 +35,6 @@ ClickHouse insert itself.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,15 +43,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from kafka.errors import KafkaError
+from kafka.errors import CommitFailedError, KafkaError
 
 from schemas.codec import decode, encode
 from schemas.deadletter import biometric_topics, dead_letter, reasons
 from schemas.errors import SchemaError
 from sinks import metrics
 from sinks.batching import Batch, Message, PartitionBuffer, bisect
+from sinks.blocking import Blockage
 from sinks.db import Database
-from sinks.errors import ClickHouseRejected, ClickHouseUnavailable, UnmappableRecord
+from sinks.errors import (
+    ClickHouseError,
+    ClickHouseRefused,
+    ClickHouseRejected,
+    ClickHouseUnavailable,
+    SinkBlockedTooLong,
+    UnmappableRecord,
+)
 from sinks.retention import run_retention
 from sinks.rollup import rollup
 from sinks.rows import (
@@ -58,6 +73,8 @@ from sinks.rows import (
     columnar,
     dead_letter_row,
 )
+from streams.failures import CAUSES, classify_exception
+from streams.log_limit import limited
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,6 +118,10 @@ class SinkOptions:
     linger_s: float = 1.0
     poll_timeout_ms: int = 200
     max_backoff_s: float = 5.0
+    # continuous blocking after which the sink exits 1 (LFR_SINK_MAX_BLOCKED_S)
+    max_blocked_s: float = 600.0
+    # this long without partitions while the group's topics wait counts as blocked
+    unassigned_grace_s: float = 30.0
     rollup_interval_s: float = 10.0
     retention_interval_s: float = 3600.0
     person_days: int = 31
@@ -109,9 +130,6 @@ class SinkOptions:
     # speed of a raw insert; fetch_max_bytes bounds one fetch response (so memory)
     fetch_max_bytes: int = 32 * 1024 * 1024
     max_partition_fetch_bytes: int = 8 * 1024 * 1024
-    # fault injection for the crash tests: SIGKILL this process after the
-    # N-th insert, before its dead letters and offsets are committed (0 = off)
-    kill_after_inserts: int = 0
 
 
 def consumer_config(options: SinkOptions) -> dict[str, Any]:
@@ -186,7 +204,8 @@ class BatchWriter:
                 if route.is_dead_letter_topic:
                     # never dead-letter a dead letter: that could loop forever
                     log.error("undecodable dead letter %s/%d@%d: %s",
-                              batch.topic, batch.partition, message.offset, exc)  # fmt: skip
+                              batch.topic, batch.partition, message.offset, exc,
+                              extra=limited("sink.dead_letter"))  # fmt: skip
                     skipped += 1
                     continue
                 dead.append(self._dead(batch, message, exc))
@@ -194,7 +213,8 @@ class BatchWriter:
         for message, rejection in rejected:
             if route.is_dead_letter_topic:
                 log.error("dead letter %s/%d@%d rejected: %s",
-                          batch.topic, batch.partition, message.offset, rejection)  # fmt: skip
+                          batch.topic, batch.partition, message.offset, rejection,
+                          extra=limited("sink.dead_letter"))  # fmt: skip
                 skipped += 1
             else:
                 dead.append(self._dead(batch, message, rejection))
@@ -221,6 +241,9 @@ class BatchWriter:
         except ClickHouseUnavailable:
             metrics.INSERT_FAILURES.labels(route.table, "unavailable").inc()
             metrics.CLICKHOUSE_UP.set(0)
+            raise
+        except ClickHouseRefused:
+            metrics.INSERT_FAILURES.labels(route.table, "refused").inc()
             raise
         except ClickHouseRejected as exc:
             metrics.INSERT_FAILURES.labels(route.table, "rejected").inc()
@@ -265,8 +288,10 @@ class Sink:
         self.writer = BatchWriter(db, settings.clickhouse_database, self.routes,
                                   biometric_topics(settings))  # fmt: skip
         self.buffers: dict[Any, PartitionBuffer] = {}
-        self._backoff_until = 0.0
-        self._failures = 0
+        self.block = Blockage(self.options.max_blocked_s, self.options.max_backoff_s)
+        self._unassigned_since: float | None = None
+        self._next_assignment_check = 0.0
+        self._committed_total: int | None = None
         self.dirty_days: set[str] = set()
         self._last_rollup = time.monotonic()
         self._last_retention = time.monotonic()
@@ -276,6 +301,7 @@ class Sink:
             tables=[r.table for r in self.routes.values()],
             aged_tables=[r.table for r in self.routes.values() if "captured_at" in r.columns],
             reasons=reasons(),
+            causes=CAUSES,
         )
 
     # --- rebalance listener (kafka-python calls these inside poll) -----------
@@ -308,23 +334,74 @@ class Sink:
         self.consumer.subscribe(sorted(self.routes), listener=Listener())
 
     def run(self, stop: threading.Event) -> None:
-        """Run until ``stop`` is set; a final rollup of what was written."""
+        """Run until ``stop`` is set; a final rollup of what was written.
+
+        Raises :class:`SinkBlockedTooLong` after ``max_blocked_s`` of blocking.
+        """
+        self._await_clickhouse(stop)
+        if stop.is_set():
+            return
         self.subscribe()
         log.info("sink: %s -> %s", sorted(self.routes), self.settings.clickhouse_database)
         while not stop.is_set():
             self.step(stop)
-        self._maybe_rollup(force=True)
+        if not self.block.blocked:
+            self._maybe_rollup(force=True)
+
+    def _await_clickhouse(self, stop: threading.Event) -> None:
+        """Before joining the group: the login, the database and the server answer."""
+        while not stop.is_set():
+            if self._probe_clickhouse():
+                return
+            stop.wait(max(0.0, self.block.retry_at - time.monotonic()))
+
+    def _probe_clickhouse(self) -> bool:
+        try:
+            self.db.execute("SELECT 1")
+        except ClickHouseRefused as exc:
+            self._blocked_by(exc.cause, str(exc))
+            return False
+        self._unblocked()
+        return True
+
+    # --- blocking ----------------------------------------------------------------
+    def status(self) -> tuple[bool, str]:
+        """(ready, reason) for /readyz: not ready while blocked, with the cause."""
+        return self.block.status()
+
+    def _blocked_by(self, cause: str, message: str) -> None:
+        now = time.monotonic()
+        if self.block.fail(cause, message, now):
+            log.error("sink blocked (%s): nothing is committed or dead-lettered until it "
+                      "clears; retrying: %s", cause, message)  # fmt: skip
+        metrics.PAUSED_PARTITIONS.set(len(self.buffers))
+        if self.block.overdue(now):
+            raise SinkBlockedTooLong(
+                f"blocked ({cause}) for {now - (self.block.since or now):.0f}s, longer than "
+                f"LFR_SINK_MAX_BLOCKED_S={self.options.max_blocked_s:g}: {message}"
+            )
+
+    def _unblocked(self) -> None:
+        attempts, cause = self.block.attempts, self.block.cause
+        lasted = self.block.recover(time.monotonic())
+        if lasted is not None:
+            metrics.PAUSED_PARTITIONS.set(0)
+            log.warning("sink unblocked after %.1fs blocked (%s, %d failed attempts)",
+                        lasted, cause, attempts)  # fmt: skip
 
     def step(self, stop: threading.Event | None = None) -> None:
-        """One poll, then every batch that is due; during a backoff, wait without polling."""
+        """One poll, then every batch that is due; while blocked, retry without polling."""
         now = time.monotonic()
-        if now < self._backoff_until:
+        if self.block.blocked and self.block.cause != "kafka_unassigned":
             # consumption is paused simply by not polling: nothing more is held in memory.
             # Past max.poll.interval.ms the group moves on and uncommitted batches are
             # re-read from the committed offsets, which is exactly as safe.
             self._update_lag()
-            (stop or threading.Event()).wait(min(self._backoff_until - now, 0.5))
-            return
+            if not self.block.due(now):
+                (stop or threading.Event()).wait(min(self.block.retry_at - now, 0.5))
+                return
+            if not self._retry_held(now):
+                return
         polled = self.consumer.poll(
             timeout_ms=self.options.poll_timeout_ms, max_records=self.options.batch_size
         )
@@ -341,55 +418,131 @@ class Sink:
                 high = self.consumer.highwater(tp)
                 caught_up = high is not None and buffer.open.last + 1 >= high
                 buffer.seal_if_due(now, self.options.linger_s, caught_up)
-            if not self._flush(tp, buffer, now):
+            if not self._flush(tp, buffer):
                 return
+        self._watch_assignment(now)
         self._update_lag()
         self._maybe_rollup()
         self._maybe_retention()
 
-    def _flush(self, tp: Any, buffer: PartitionBuffer, now: float) -> bool:
-        """Write the partition's sealed batches in order; False when a backoff began."""
+    def _retry_held(self, now: float) -> bool:
+        """Retry the batches held (or, holding none, the server); True when it cleared."""
+        held = [(tp, b) for tp, b in self.buffers.items() if b.sealed]
+        if not held:
+            return self._probe_clickhouse()
+        for tp, buffer in held:
+            if not self._flush(tp, buffer):
+                return False
+        return True
+
+    def _flush(self, tp: Any, buffer: PartitionBuffer) -> bool:
+        """Write the partition's sealed batches in order; False when it must stop here."""
         while buffer.sealed:
             batch = buffer.sealed[0]
             try:
                 self._write_and_commit(tp, batch)
-            except (ClickHouseUnavailable, KafkaError) as exc:
+            except ClickHouseRefused as exc:
                 batch.attempts += 1
-                self._failures += 1
-                delay = min(self.options.max_backoff_s, 0.2 * 2 ** min(self._failures, 10))
-                self._backoff_until = now + delay
-                metrics.PAUSED_PARTITIONS.set(len(self.buffers))
-                log.warning("batch %s not written (attempt %d), consumption paused %.1fs: %s",
-                            batch.token, batch.attempts, delay, exc)  # fmt: skip
+                self._blocked_by(exc.cause, str(exc))
+                return False
+            except CommitFailedError as exc:
+                # the group moved the partition on: its new owner re-reads the batch
+                log.warning("commit of %s refused, the group rebalanced: %s", batch.token, exc,
+                            extra=limited("sink.commit_failed"))  # fmt: skip
+                self.buffers.pop(tp, None)
+                return False
+            except KafkaError as exc:
+                batch.attempts += 1
+                cause = classify_exception(exc).cause
+                self._blocked_by(cause, f"Kafka {type(exc).__name__}: {exc}")
                 return False
             buffer.sealed.pop(0)
-            if self._failures:
-                log.info("writing again after %d failed attempts", self._failures)
-                self._failures = 0
-                metrics.PAUSED_PARTITIONS.set(0)
+            self._unblocked()
         return True
 
     def _write_and_commit(self, tp: Any, batch: Batch) -> None:
         from kafka.structs import OffsetAndMetadata
 
         outcome = self.writer.write(batch)
-        self._inserts += 1
-        if self.options.kill_after_inserts and self._inserts >= self.options.kill_after_inserts:
-            os.kill(os.getpid(), signal.SIGKILL)
+        self.after_insert(batch)
         if outcome.dead:
-            for record in outcome.dead:
+            sent = [
                 self.producer.send(
                     self.settings.topic_dlq,
                     key=batch.topic.encode(),
                     value=encode("DeadLetter", record),
                 )
+                for record in outcome.dead
+            ]
             self.producer.flush(timeout=30)
+            for future in sent:
+                # a dead letter that did not reach the broker must hold the commit back
+                future.get(timeout=0)
         self.consumer.commit({tp: OffsetAndMetadata(batch.last + 1, "", -1)})
         self.dirty_days |= outcome.days
         metrics.RECORDS.labels(batch.topic, "inserted").inc(outcome.inserted)
         metrics.RECORDS.labels(batch.topic, "dead_lettered").inc(len(outcome.dead))
         metrics.RECORDS.labels(batch.topic, "skipped").inc(outcome.skipped)
         observe_committed(self.routes[batch.topic].table, outcome, time.time())
+
+    def after_insert(self, batch: Batch) -> None:
+        """Called between a batch's insert and its commit (a seam for fault tests)."""
+
+    # --- a consumer left without partitions -----------------------------------------
+    def _watch_assignment(self, now: float) -> None:
+        """Blocked ("kafka_unassigned") while no partition is assigned and nobody commits.
+
+        After a broker restart kafka-python's consumer can stay without partitions;
+        the group's committed offsets not moving while records wait tells that
+        apart from a peer sink that holds them all.
+        """
+        if self.consumer.assignment():
+            self._unassigned_since = None
+            self._committed_total = None
+            if self.block.cause == "kafka_unassigned":
+                self._unblocked()
+            return
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+            return
+        waited = now - self._unassigned_since
+        if waited < self.options.unassigned_grace_s or now < self._next_assignment_check:
+            return
+        self._next_assignment_check = now + min(10.0, self.options.unassigned_grace_s)
+        waiting = self._records_waiting()
+        if waiting is None:
+            return
+        if waiting:
+            reason = f"no partition assigned for {waited:.0f}s while {waiting}"
+            self._blocked_by("kafka_unassigned", reason)
+        elif self.block.cause == "kafka_unassigned":
+            self._unblocked()
+
+    def _records_waiting(self) -> str | None:
+        """Why the group looks stuck ("" when it does not; None: ask again later)."""
+        from kafka import TopicPartition
+
+        try:
+            tps = [TopicPartition(topic, p) for topic in sorted(self.routes)
+                   for p in sorted(self.consumer.partitions_for_topic(topic) or ())]  # fmt: skip
+            if not tps:
+                return "no topic metadata can be read"
+            ends = self.consumer.end_offsets(tps, timeout_ms=5000)
+            begins = self.consumer.beginning_offsets(tps, timeout_ms=5000)
+            committed = {tp: self.consumer.committed(tp, timeout_ms=5000) for tp in tps}
+        except KafkaError as exc:
+            return f"the group's offsets cannot be read ({type(exc).__name__}: {exc})"
+        positions = {tp: committed[tp] if committed[tp] is not None else begins[tp] for tp in tps}
+        behind = sum(max(0, ends[tp] - positions[tp]) for tp in tps)
+        total = sum(positions.values())
+        progressed = self._committed_total is not None and total != self._committed_total
+        first_look = self._committed_total is None
+        self._committed_total = total
+        if behind == 0 or progressed:
+            return ""
+        if first_look:
+            return None  # one more look tells whether a peer is committing
+        return f"{behind} records wait and the group commits none"
 
     def _update_lag(self) -> None:
         # From our own bookkeeping and the fetched high watermark, never
@@ -409,9 +562,9 @@ class Sink:
         started = time.perf_counter()
         try:
             rollup(self.db, self.settings.clickhouse_database, days)
-        except (ClickHouseUnavailable, ClickHouseRejected) as exc:
+        except ClickHouseError as exc:
             metrics.ROLLUP_RUNS.labels("failed").inc()
-            log.warning("rollup failed, will retry: %s", exc)
+            log.warning("rollup failed, will retry: %s", exc, extra=limited("sink.rollup"))
             self._last_rollup = time.monotonic()
             return
         metrics.ROLLUP_RUNS.labels("ok").inc()
@@ -428,8 +581,8 @@ class Sink:
             result = run_retention(self.retention_db, self.settings.clickhouse_database,
                                    datetime.now(UTC),
                                    self.options.person_days, self.options.scan_days)  # fmt: skip
-        except (ClickHouseUnavailable, ClickHouseRejected) as exc:
-            log.warning("retention failed, will retry: %s", exc)
+        except ClickHouseError as exc:
+            log.warning("retention failed, will retry: %s", exc, extra=limited("sink.retention"))
             return
         for table, days in result.dropped.items():
             metrics.RETENTION_DROPPED.labels(table).inc(len(days))

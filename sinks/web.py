@@ -1,4 +1,4 @@
-"""The sink's HTTP endpoints: /metrics (Prometheus), /healthz (alive), /readyz (ClickHouse up)."""
+"""The sink's HTTP endpoints: /metrics (Prometheus), /healthz (alive), /readyz (not blocked)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 log = logging.getLogger(__name__)
 
 
-def serve(port: int, ready: Callable[[], bool], host: str = "0.0.0.0") -> ThreadingHTTPServer:  # noqa: S104 - scraped from other hosts
-    """Start the endpoints on a daemon thread; the caller shuts the server down."""
+def serve(
+    port: int,
+    ready: Callable[[], tuple[bool, str]],
+    host: str = "0.0.0.0",  # noqa: S104 - scraped from other hosts
+) -> ThreadingHTTPServer:
+    """Start the endpoints on a daemon thread; the caller shuts the server down.
+
+    ``ready`` returns (ready, reason); /readyz answers 200 or 503 with the reason.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the http.server API
@@ -23,8 +30,8 @@ def serve(port: int, ready: Callable[[], bool], host: str = "0.0.0.0") -> Thread
             elif path == "/healthz":
                 self._send(200, b"ok\n")
             elif path == "/readyz":
-                ok = ready()
-                self._send(200 if ok else 503, b"ready\n" if ok else b"clickhouse unavailable\n")
+                ok, reason = ready()
+                self._send(200 if ok else 503, reason.encode() + b"\n")
             else:
                 self._send(404, b"not found\n")
 

@@ -20,7 +20,7 @@ import base64
 import binascii
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,31 +34,10 @@ from schemas.templates import template_to_bytes
 from schemas.validation import validate
 from streams.errors import CommandError
 from streams.settings import Settings
+from streams.topics import RECORD_TOPICS, Topic
 
-KeyFn = Callable[[Mapping[str, Any]], str]
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """What a short topic name means: the settings field, the record and its key."""
-
-    setting: str
-    record: str
-    key: KeyFn
-
-
-TOPICS: dict[str, TopicSpec] = {
-    "detections": TopicSpec("topic_detections", "DetectionEvent", lambda r: r["site_id"]),
-    "watchlist": TopicSpec(
-        "topic_watchlist", "WatchlistEntry", lambda r: f"{r['watchlist_id']}:{r['subject_id']}"
-    ),
-    "operations": TopicSpec("topic_operations", "OperationWindow", lambda r: r["site_id"]),
-    "adjudications": TopicSpec("topic_adjudications", "Adjudication", lambda r: r["alert_id"]),
-    "scans": TopicSpec("topic_scans", "Scan", lambda r: r["site_id"]),
-    "alerts": TopicSpec("topic_alerts", "Alert", lambda r: r["alert_id"]),
-    "outcomes": TopicSpec("topic_outcomes", "Outcome", lambda r: r["alert_id"]),
-    "dlq": TopicSpec("topic_dlq", "DeadLetter", lambda r: r["source_topic"]),
-}
+# the catalogue's topics that carry a record (streams/topics.py)
+TOPICS: dict[str, Topic] = RECORD_TOPICS
 PUBLISHABLE = ("detections", "watchlist", "operations", "adjudications")
 TEMPLATE_FIELD = "template"
 SUBJECT_FIELD = "subject_id"
@@ -151,10 +130,10 @@ def parse_lines(topic: str, lines: Iterable[str], *, now: datetime | None = None
             parsed.blank += 1
             continue
         try:
-            record = json_to_record(spec.record, json.loads(line))
-            value = encode(spec.record, record)
-            validate(spec.record, record, now=now)
-            key = spec.key(record).encode("utf-8")
+            record = json_to_record(spec.schema, json.loads(line))
+            value = encode(spec.schema, record)
+            validate(spec.schema, record, now=now)
+            key = spec.key_of(record).encode("utf-8")
         except json.JSONDecodeError as exc:
             parsed.rejects.append((number, f"not JSON ({exc.msg} at column {exc.colno})"))
         except (JsonRecordError, SchemaError) as exc:
@@ -214,6 +193,7 @@ def register(subparsers: Any) -> None:
 def publish_command(args: argparse.Namespace, settings: Settings) -> int:
     """Handler of ``lfr publish``."""
     from kafka import KafkaProducer  # imported here: the CLI starts without loading clients
+    from kafka.errors import KafkaError
 
     try:
         with args.file.open(encoding="utf-8") as lines:
@@ -222,7 +202,7 @@ def publish_command(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(f"cannot read {args.file}: {exc}") from exc
     for number, message in parsed.rejects:
         print(f"{args.file}:{number}: {message}", file=sys.stderr)
-    topic = getattr(settings, TOPICS[args.topic].setting)
+    topic = TOPICS[args.topic].name(settings)
     if parsed.rejects and not args.skip_invalid:
         print(
             f"lfr publish: {len(parsed.rejects)} bad line(s), nothing published to {topic} "
@@ -236,7 +216,9 @@ def publish_command(args: argparse.Namespace, settings: Settings) -> int:
         producer.flush()
         for future in futures:
             future.get(timeout=30)
-    except Exception as exc:  # kafka-python raises KafkaError subclasses and timeouts
+    except KafkaError:
+        raise  # the command line names its cause (authentication, ACL, TLS, unreachable)
+    except Exception as exc:
         raise CommandError(f"publishing to {topic} failed: {exc}") from exc
     finally:
         producer.close()
@@ -252,7 +234,7 @@ def consume_command(args: argparse.Namespace, settings: Settings) -> int:
     from kafka import KafkaConsumer
 
     spec = TOPICS[args.topic]
-    topic = getattr(settings, spec.setting)
+    topic = spec.name(settings)
     consumer_options: dict[str, Any] = {
         "group_id": None,  # a viewer: no group, no committed offsets
         "auto_offset_reset": "earliest" if args.from_beginning else "latest",
@@ -271,7 +253,7 @@ def consume_command(args: argparse.Namespace, settings: Settings) -> int:
                 print(json.dumps({"_tombstone": key}), flush=True)
             else:
                 try:
-                    record = decode(spec.record, message.value)
+                    record = decode(spec.schema, message.value)
                 except DecodeError as exc:
                     undecodable += 1
                     print(

@@ -1,13 +1,29 @@
-"""Consumer lag of a group, from committed offsets and end offsets (kafka-python admin)."""
+"""Consumer lag of a group, from committed offsets and end offsets (kafka-python admin).
+
+An unknown lag is not a zero: right after a broker restart the metadata can
+list no partitions and the offsets can be unreadable for seconds, which once
+made the probe answer 0 while tens of thousands of records waited. Whenever
+a partition's end offset, or the group's offsets, cannot be read, the probe
+raises :class:`LagUnknown` instead, and "caught up" waits treat it as not
+caught up.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
+from streams.errors import LfrError
 from streams.settings import Settings
 
 TopicPartitionLag = dict[tuple[str, int], int]
+
+# how long one offsets request may take before the lag counts as unknown
+OFFSETS_TIMEOUT_MS = 5000
+
+
+class LagUnknown(LfrError):
+    """The lag cannot be told now (no metadata, offsets unreadable): not caught up."""
 
 
 class LagProbe:
@@ -17,7 +33,9 @@ class LagProbe:
         from kafka import KafkaAdminClient, KafkaConsumer
 
         config = settings.kafka_python_config()
-        self._admin: Any = KafkaAdminClient(**config, client_id="lfr-lag")
+        self._admin: Any = KafkaAdminClient(
+            **config, client_id="lfr-lag", request_timeout_ms=OFFSETS_TIMEOUT_MS
+        )
         # no group: this consumer only asks for offsets, it never joins or commits
         self._consumer: Any = KafkaConsumer(**config, client_id="lfr-lag", enable_auto_commit=False)
 
@@ -25,25 +43,32 @@ class LagProbe:
         """Records of ``topics`` not yet committed by ``group``, per topic-partition.
 
         A partition the group never committed counts from its beginning offset,
-        so a group that has not started yet shows all its input as lag.
+        so a group that has not started yet shows all its input as lag. Raises
+        :class:`LagUnknown` when a topic's partitions or any offset cannot be read.
         """
         from kafka import TopicPartition
+        from kafka.errors import KafkaError
 
-        existing = set(self._admin.list_topics())
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            if topic in existing
-            for p in sorted(self._consumer.partitions_for_topic(topic) or ())
-        ]
-        committed = self._admin.list_group_offsets({group: None}).get(group, {})
-        ends = self._consumer.end_offsets(partitions)
-        begins = self._consumer.beginning_offsets(partitions)
+        try:
+            partitions: list[Any] = []
+            for topic in topics:
+                known = self._consumer.partitions_for_topic(topic)
+                if not known:
+                    raise LagUnknown(f"no partitions known for {topic} (metadata not ready?)")
+                partitions += [TopicPartition(topic, p) for p in sorted(known)]
+            committed = self._admin.list_group_offsets({group: None}).get(group, {})
+            ends = self._consumer.end_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
+            begins = self._consumer.beginning_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
+        except KafkaError as exc:
+            raise LagUnknown(f"offsets of {group} unreadable: {type(exc).__name__}: {exc}") from exc
         lag: TopicPartitionLag = {}
         for tp in partitions:
+            end, begin = ends.get(tp), begins.get(tp)
+            if end is None or begin is None or end < 0:
+                raise LagUnknown(f"no end offset for {tp.topic}/{tp.partition}")
             meta = committed.get(tp)
-            position = meta.offset if meta is not None and meta.offset >= 0 else begins[tp]
-            lag[(tp.topic, tp.partition)] = max(0, ends[tp] - position)
+            position = meta.offset if meta is not None and meta.offset >= 0 else begin
+            lag[(tp.topic, tp.partition)] = max(0, end - position)
         return lag
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from streams.errors import LfrError
-from streams.kafka_lag import LagProbe
+from streams.kafka_lag import LagProbe, LagUnknown
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,10 @@ class Pipeline:
         raise PipelineError(f"{name} not ready after {timeout_s:.0f}s; see {self.log_file(name)}")
 
     def lag(self, probe: LagProbe | None = None) -> int:
-        """Records the worker and the sink have still to commit, summed."""
+        """Records the worker and the sink have still to commit, summed.
+
+        Raises :class:`LagUnknown` when it cannot be told (never a guessed 0).
+        """
         s = self.settings
         own = probe is None
         probe = probe or LagProbe(s)
@@ -134,7 +137,11 @@ class Pipeline:
         settle_s: float = 6.0,
         on_poll: Callable[[int], None] | None = None,
     ) -> None:
-        """Block until both groups have committed everything, steadily for ``settle_s``."""
+        """Block until both groups have committed everything, steadily for ``settle_s``.
+
+        An unknown lag (offsets unreadable, e.g. right after a broker restart)
+        is not caught up: it restarts the settle period.
+        """
         deadline = time.monotonic() + timeout_s
         probe = LagProbe(self.settings)
         try:
@@ -154,8 +161,12 @@ class Pipeline:
             for name in ("worker", "sink"):
                 if name in self.procs and not self.running(name):
                     raise PipelineError(f"{name} exited; see {self.log_file(name)}")
-            lag = self.lag(probe)
-            if on_poll is not None:
+            try:
+                lag: int | None = self.lag(probe)
+            except LagUnknown as exc:
+                log.info("lag unknown, not caught up: %s", exc)
+                lag = None
+            if on_poll is not None and lag is not None:
                 on_poll(lag)
             now = time.monotonic()
             if lag == 0:

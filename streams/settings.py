@@ -24,6 +24,7 @@ DEV_PSEUDONYM_KEY = "local-development-only-key-never-use-it-in-production"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+KAFKA_BOOTSTRAP_TIMEOUT_MS = 6000
 
 
 class Settings(BaseSettings):
@@ -93,8 +94,48 @@ class Settings(BaseSettings):
     watchlist_partitions: int = Field(3, ge=1, description="Partitions of lfr.watchlist.")
     detections_retention_ms: int = Field(
         6 * 3600 * 1000,
-        ge=60_000,
+        ge=1000,
         description="Retention of lfr.detections (biometric input), milliseconds.",
+    )
+    personal_retention_ms: int = Field(
+        7 * 24 * 3600 * 1000,
+        ge=1000,
+        description=(
+            "Retention of the other delete topics that concern a person (alerts, outcomes, "
+            "adjudications, scans, dead letters), milliseconds."
+        ),
+    )
+    topic_segment_ms: int = Field(
+        15 * 60 * 1000,
+        ge=1000,
+        description=(
+            "Longest time a segment of the detections topic and of the compacted personal "
+            "topics stays open (Kafka deletes and compacts closed segments only), milliseconds."
+        ),
+    )
+    compaction_max_lag_ms: int = Field(
+        3600 * 1000,
+        ge=1000,
+        description=(
+            "max.compaction.lag.ms of the compacted personal topics (watchlist, worker "
+            "table changelogs): a closed segment is compacted within it, milliseconds."
+        ),
+    )
+    tombstone_retention_ms: int = Field(
+        3600 * 1000,
+        ge=0,
+        description=(
+            "delete.retention.ms of the compacted topics: how long a tombstone (whose key "
+            "may name a person) outlives the compaction that applied it, milliseconds."
+        ),
+    )
+    retention_slack_ms: int = Field(
+        10 * 60 * 1000,
+        ge=0,
+        description=(
+            "Allowance `lfr audit retention` adds to each Kafka limit for the broker's "
+            "retention check interval and cleaner delay, milliseconds."
+        ),
     )
 
     # --- ClickHouse ------------------------------------------------------
@@ -120,8 +161,24 @@ class Settings(BaseSettings):
 
     # --- processes -------------------------------------------------------
     app_id: str = Field("lfr-stream", description="Faust app id = the worker's consumer group.")
+    worker_group_instance_id: str | None = Field(
+        None,
+        description=(
+            "Static group membership: a stable id unique per worker (e.g. the StatefulSet pod "
+            "name). A worker restarted under the same id gets its partitions back at once, "
+            "without a rebalance; unset: dynamic membership."
+        ),
+    )
     worker_metrics_port: int = Field(9101, ge=0, le=65535, description="Worker /metrics port.")
     sink_metrics_port: int = Field(9102, ge=0, le=65535, description="Sink /metrics port.")
+    sink_max_blocked_s: float = Field(
+        600.0,
+        gt=0,
+        description=(
+            "Seconds the sink may stay blocked by its environment (credentials, rights, "
+            "a missing table, an unreachable server) before it exits 1 for a restart."
+        ),
+    )
     pseudonym_key: SecretStr | None = Field(
         None,
         description=(
@@ -149,8 +206,30 @@ class Settings(BaseSettings):
     adjudication_hold_s: float = Field(
         300.0, gt=0, description="Seconds an adjudication waits for its alert, then dead letter."
     )
+    alert_table_ttl_s: int = Field(
+        31 * 24 * 3600,
+        ge=1,
+        le=31 * 24 * 3600,
+        description=(
+            "Seconds an alert stays in the worker's alerts table (and its changelog) after "
+            "the worker stored it; at most 31 days."
+        ),
+    )
+    alert_table_keep_after_outcome_s: int = Field(
+        24 * 3600,
+        ge=1,
+        description=(
+            "Seconds an alert stays in the worker's table after its outcome was emitted, "
+            "so that a corrected or redelivered adjudication still joins."
+        ),
+    )
     watchlist_purge_on_end: bool = Field(
-        False, description="Worker tombstones a watchlist's entries when its deployment ends."
+        True,
+        description=(
+            "Worker tombstones every entry of a watchlist once its last deployment ended or "
+            "was cancelled and it left memory, so the list does not outlive its deployment "
+            "on lfr.watchlist. Opt out (false) only where the list is purged otherwise."
+        ),
     )
     watchlist_retire_grace_s: float = Field(
         120.0,

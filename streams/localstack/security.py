@@ -58,7 +58,8 @@ def ensure_credentials(path: Path) -> Credentials:
 
 def topic_prefixes(settings: Settings) -> list[str]:
     """Prefixes covering the pipeline's topics: each name up to and including its first dot."""
-    names = [getattr(settings, f) for f in type(settings).model_fields if f.startswith("topic_")]
+    values = [getattr(settings, f) for f in type(settings).model_fields if f.startswith("topic_")]
+    names = [v for v in values if isinstance(v, str)]  # topic_segment_ms and the like are not names
     return sorted({name.partition(".")[0] + "." if "." in name else name for name in names})
 
 

@@ -104,11 +104,16 @@ def up(settings: Settings, names: list[str] | None = None, topology: Topology = 
         if security is not None and any(isinstance(s, KafkaService) for s in chosen):
             count = create_application_acls(settings, security)
             lines.append(f"kafka: {count} ACLs allow user `lfr` the pipeline's topics and groups")
-    except BaseException:
+    except BaseException as exc:
         # a failed `up` leaves nothing of its own running
+        stopped = []
         for service, pid in reversed(launched):
             if pid is not None:
                 service.kill(pid)
+                stopped.append(f"{service.name}: stopped (pid {pid})")
+        if isinstance(exc, StackError) and stopped:
+            undone = ", ".join(stopped)
+            raise StackError(f"{exc}; stopped what this call started ({undone})") from exc
         raise
     if not topology.is_default:
         env_file = settings.state_dir.resolve() / "client.env"

@@ -22,25 +22,20 @@ from typing import Any
 from streams.settings import Settings
 from streams.simulator.errors import OutputError
 from streams.simulator.events import ADJUDICATIONS, DETECTIONS, OPERATIONS, WATCHLIST, TimedRecord
+from streams.topics import RECORD_TOPICS
 
 log = logging.getLogger(__name__)
 
+# the contract topics the simulator writes, named and typed by the catalogue
 RECORD_NAMES: dict[str, str] = {
-    DETECTIONS: "DetectionEvent",
-    WATCHLIST: "WatchlistEntry",
-    OPERATIONS: "OperationWindow",
-    ADJUDICATIONS: "Adjudication",
+    short: RECORD_TOPICS[short].schema
+    for short in (DETECTIONS, WATCHLIST, OPERATIONS, ADJUDICATIONS)
 }
 
 
 def topic_names(settings: Settings) -> dict[str, str]:
     """Kafka topic of each contract topic name, from the settings."""
-    return {
-        DETECTIONS: settings.topic_detections,
-        WATCHLIST: settings.topic_watchlist,
-        OPERATIONS: settings.topic_operations,
-        ADJUDICATIONS: settings.topic_adjudications,
-    }
+    return {short: RECORD_TOPICS[short].name(settings) for short in RECORD_NAMES}
 
 
 class Pacer:

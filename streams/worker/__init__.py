@@ -83,6 +83,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
     from streams.worker.app import WorkerOptions, build_worker
+    from streams.worker.guard import EXIT_CODE, WorkerFailure
     from streams.worker.metrics import BUILD_INFO
 
     options = WorkerOptions.from_settings(
@@ -103,7 +104,13 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         loglevel=logging.getLogger().getEffectiveLevel(),
         redirect_stdouts=False,
     )
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        if WorkerFailure.reason is not None:
+            # stopped itself after an agent failed for good: a supervisor must restart it
+            return EXIT_CODE
+        raise
     return 0  # pragma: no cover  (execute_from_commandline exits)
 
 

@@ -1,7 +1,7 @@
 """The Faust app of the worker: topics, tables and the agents around the pure stages.
 
 Built from the settings object. faust-streaming 0.15 facts decide the shape
-(DESIGN.md): at-least-once, agent concurrency 1, plain Tables, no
+(docs/architecture.md): at-least-once, agent concurrency 1, plain Tables, no
 exactly_once, no GlobalTable; windows and watchlists are read by a separate
 broadcast Service (:mod:`streams.worker.watchlist`). Every agent turns raw
 Kafka bytes into records with the project codec, so a bad record becomes a
@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 import faust
@@ -33,27 +35,34 @@ from faust.types import StreamT
 
 from schemas.codec import Codec
 from schemas.errors import SchemaError
-from schemas.validation import validate
 from streams.settings import Settings
 from streams.worker import metrics
 from streams.worker.deletion import DeletionPolicy
 from streams.worker.detections import BatchResult, DetectionContext, process_batch
-from streams.worker.errors import InvalidWindowError, WorkerError
-from streams.worker.faust_io import Outputs, byte_keyed, detections_ownership, source_of
+from streams.worker.errors import WorkerError
+from streams.worker.faust_io import (
+    Changelogs,
+    Outputs,
+    byte_keyed,
+    detections_ownership,
+    source_of,
+)
 from streams.worker.fetch_watchdog import FetchWatchdog
+from streams.worker.guard import AgentGuard, guard_timer
 from streams.worker.kafka_config import faust_credentials
 from streams.worker.lag import LagGauge
 from streams.worker.outcome_agents import install_outcome_agents
 from streams.worker.pseudonym import Pseudonymiser
+from streams.worker.segment_roll import install_segment_roller
 from streams.worker.source import SourceRecord, reject
 from streams.worker.watchlist import WatchlistService
 from streams.worker.web import HealthServer
 from streams.worker.windows import (
     apply_window,
     count_active,
+    parse_window,
     site_from_state,
     site_to_state,
-    window_from_record,
 )
 
 log = logging.getLogger(__name__)
@@ -68,7 +77,7 @@ class WorkerOptions:
     batch_within_s: float = 0.2
     allowed_lateness_s: float | None = None
     adjudication_hold_s: float = 300.0
-    purge_on_end: bool = False
+    purge_on_end: bool = True
     retire_grace_s: float = 120.0
     max_payload_bytes: int = 1 << 20
 
@@ -105,6 +114,10 @@ class WorkerRuntime:
 
 # two checks this far apart with nothing moving mean the records are lost to the agent
 WATCHDOG_INTERVAL_S = 10.0
+SESSION_TIMEOUT_S = 10.0
+"""A SIGKILLed worker's partitions move after this (Faust's default, 60 s, stalled them)."""
+HEARTBEAT_INTERVAL_S = 3.0
+"""A third of the session timeout, as Kafka advises."""
 LAG_INTERVAL_S = 5.0
 
 
@@ -122,12 +135,20 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.kafka_replication_factor,
         processing_guarantee="at_least_once",
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=HEARTBEAT_INTERVAL_S,
+        # static membership: a restart under the same id keeps the assignment
+        consumer_group_instance_id=settings.worker_group_instance_id,
         producer_acks=-1,
         # A detection is ~1.1 KiB: let one fetch carry several batches.
         consumer_max_fetch_size=8 * 1024 * 1024,
         # Standbys would put other workers' partitions into the same in-memory
         # tables, and the orphan timer must only expire its own partitions.
         table_standby_replicas=0,
+        # A stop or rebalance must not wait for records that will never be
+        # acknowledged (pinned by the agent guard after a failure, or
+        # cancelled half done): they are simply not committed.
+        stream_wait_empty=False,
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,
@@ -143,7 +164,11 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         purge_on_end=options.purge_on_end,
         ownership=detections_ownership(app, settings.topic_detections, settings.partitions),
     )
-    health = HealthServer(settings.worker_metrics_port, ready=lambda: watchlist.ready)
+    guard = AgentGuard()
+    health = HealthServer(
+        settings.worker_metrics_port, ready=lambda: watchlist.ready and not guard.failed
+    )
+    changelogs = Changelogs(app)
     outputs = Outputs(app, settings, codec)
     table_args: dict[str, Any] = {
         "partitions": settings.partitions,
@@ -163,35 +188,36 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         pseudonymiser=Pseudonymiser(settings.require_pseudonym_key()),
         allowed_lateness_ms=lateness_ms,
         is_deleted=reference.is_deleted,
+        deleted_by=reference.deleted_by,
         decode=codec.decode,
     )
 
     @app.agent(operations_topic, name="operations", concurrency=1)
     async def operations(stream: StreamT) -> None:
         async for event in stream.events():
-            record = source_of(event)
             metrics.RECORDS_IN.labels(stage="operations").inc()
-            if record.value is None:
-                # A compaction tombstone for a site: the table keeps the
-                # site's windows for audit, so there is nothing to undo.
-                log.info("operations tombstone for %s ignored", record.key_text)
-                continue
-            try:
-                decoded = codec.decode("OperationWindow", record.value)
-                validate("OperationWindow", decoded)
-                window = window_from_record(decoded)
-                if record.key_text != window.site_id:
-                    raise InvalidWindowError("the record key is not the window's site_id")
-            except (SchemaError, WorkerError) as exc:
-                stage = "worker.operations"
-                letter = reject(record, exc, stage, biometric=False)
-                await asyncio.gather(*await outputs.dead_letters(stage, [letter]))
-                continue
-            key = window.site_id.encode()
-            windows[key] = site_to_state(apply_window(site_from_state(windows.get(key)), window))
-            sites = {k: site_from_state(v) for k, v in windows.items()}
-            metrics.WINDOWS_ACTIVE.set(count_active(sites))
-            log.info("window %s at %s is %s", window.deployment_id, window.site_id, window.status)
+            await guard.run("operations", [event], partial(_operation, event))
+
+    async def _operation(event: Any) -> None:
+        record = source_of(event)
+        if record.value is None:
+            # A compaction tombstone for a site: the table keeps the
+            # site's windows for audit, so there is nothing to undo.
+            log.info("operations tombstone for %s ignored", record.key_text)
+            return
+        try:
+            window = parse_window(codec.decode("OperationWindow", record.value), record.key_text)
+        except (SchemaError, WorkerError) as exc:
+            stage = "worker.operations"
+            letter = reject(record, exc, stage, biometric=False)
+            await asyncio.gather(*await outputs.dead_letters(stage, [letter]))
+            return
+        key = window.site_id.encode()
+        state = site_to_state(apply_window(site_from_state(windows.get(key)), window))
+        await changelogs.put(windows, key, state)
+        sites = {k: site_from_state(v) for k, v in windows.items()}
+        metrics.WINDOWS_ACTIVE.set(count_active(sites))
+        log.info("window %s at %s is %s", window.deployment_id, window.site_id, window.status)
 
     @app.agent(detections_topic, name="detections", concurrency=1)
     async def detections(stream: StreamT) -> None:
@@ -200,15 +226,16 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         # take_events is on faust.Stream, not declared on StreamT
         batches = cast(faust.Stream, stream).take_events
         async for events in batches(options.max_batch, within=options.batch_within_s):
-            # Windows and entries already on the broker are applied before
-            # gating: the topics' interleaving must not decide a match.
-            epoch = watchlist.epoch
-            synced = time.perf_counter()
-            await watchlist.sync()
-            log.debug(
-                "detections: reference sync took %.1f ms", (time.perf_counter() - synced) * 1000
-            )
-            await _detections_batch([source_of(e) for e in events], epoch)
+            await guard.run("detections", events, partial(_detections, events))
+
+    async def _detections(events: Sequence[Any]) -> None:
+        # Windows and entries already on the broker are applied before
+        # gating: the topics' interleaving must not decide a match.
+        epoch = watchlist.epoch
+        synced = time.perf_counter()
+        await watchlist.sync()
+        log.debug("detections: reference sync took %.1f ms", (time.perf_counter() - synced) * 1000)
+        await _detections_batch([source_of(e) for e in events], epoch)
 
     async def _detections_batch(records: list[SourceRecord], epoch: int) -> None:
         metrics.RECORDS_IN.labels(stage="detections").inc(len(records))
@@ -219,7 +246,7 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         for site_id, newest in result.high_water.items():
             key = site_id.encode()
             if (site_clock.get(key) or newest - 1) < newest:
-                site_clock[key] = newest
+                await changelogs.put(site_clock, key, newest)
         for reason, count in result.gated.items():
             metrics.GATED.labels(reason=reason).inc(count)
         for seconds in result.match_seconds:
@@ -235,8 +262,8 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
             for alert, source in result.alerts
         ]
         futures += await outputs.dead_letters("worker.detections", result.dead_letters)
-        # One wait per batch: a lost alert crashes the agent before its
-        # offsets are acknowledged, so the batch is processed again.
+        # One wait per batch: a lost alert raises here, and the guard retries
+        # the batch (or stops the worker) without acknowledging it.
         queued = time.perf_counter()
         await asyncio.gather(*futures)
         log.debug(
@@ -251,7 +278,10 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         watchlist.observe(result.stream_time, epoch)
         _count(result)
 
-    install_outcome_agents(app, settings, outputs, codec, table_args, options.adjudication_hold_s)
+    install_outcome_agents(
+        app, settings, outputs, codec, table_args, options.adjudication_hold_s, guard
+    )
+    install_segment_roller(app, settings)
     inputs = (settings.topic_detections, settings.topic_operations, settings.topic_adjudications,
               settings.topic_alerts)  # fmt: skip
     watchdog = FetchWatchdog(app, inputs)
@@ -259,13 +289,39 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
 
     @app.timer(interval=WATCHDOG_INTERVAL_S)
     async def fetch_watchdog() -> None:
-        await watchdog.tick()
+        await guard_timer("fetch_watchdog", watchdog.tick)
+
+    async def _lag() -> None:
+        lag.update()
 
     @app.timer(interval=LAG_INTERVAL_S)
     async def consumer_lag() -> None:
-        lag.update()
+        await guard_timer("consumer_lag", _lag)
 
     return WorkerRuntime(app=app, watchlist=watchlist, health=health)
+
+
+UNMATCHED_LOG_EVERY_S = 60.0
+"""One log line per site, deployment and rule this often at most; the metric counts each face."""
+_unmatched_logged: dict[tuple[str, str, str], tuple[float, int]] = {}
+
+
+def _log_unmatched(where: tuple[str, str, str], count: int, now_s: float) -> None:
+    last_s, pending = _unmatched_logged.get(where, (float("-inf"), 0))
+    pending += count
+    if now_s - last_s < UNMATCHED_LOG_EVERY_S:
+        _unmatched_logged[where] = (last_s, pending)
+        return
+    _unmatched_logged[where] = (now_s, 0)
+    site_id, deployment_id, rule = where
+    log.warning(
+        "%d gated-in detections at site %s (deployment %s) found their watchlist "
+        "already deleted (%s): not matched",
+        pending,
+        site_id,
+        deployment_id,
+        rule,
+    )
 
 
 def _count(result: BatchResult) -> None:
@@ -277,12 +333,6 @@ def _count(result: BatchResult) -> None:
     metrics.ALERTS.inc(len(result.alerts))
     metrics.RECORDS_OUT.labels(stage="scans").inc(len(result.scans))
     metrics.RECORDS_OUT.labels(stage="alerts").inc(len(result.alerts))
-    for (site_id, deployment_id), count in sorted(result.unmatched_retired.items()):
-        metrics.UNMATCHED_RETIRED.inc(count)
-        log.warning(
-            "%d gated-in detections at site %s (deployment %s) found their watchlist "
-            "already deleted: not matched",
-            count,
-            site_id,
-            deployment_id,
-        )
+    for where, count in sorted(result.unmatched_retired.items()):
+        metrics.UNMATCHED_RETIRED.labels(reason=where[2]).inc(count)
+        _log_unmatched(where, count, time.monotonic())

@@ -2,11 +2,16 @@
 
 Matching never depends on this (an entry stays matchable for detections
 captured before its removal, a retired watchlist for detections inside its
-windows); only memory does. Templates are zeroed and dropped as soon as
-EITHER this worker's detections stream has moved past the end or removal
-instant at every site that uses the watchlist and whose partition it owns
-(plus the allowed lateness, when one is set), OR ``grace_s`` of wall clock
-has passed since the worker learnt of the end or removal, whichever comes
+windows); only memory does. Nothing of a watchlist is deleted while no
+deployment using it is known: a REMOVE or tombstone read before the window
+that names the list (a replay, ``lfr publish`` of the watchlist first, a
+broker restart that delivers one topic before the other) must not destroy
+entries that the window's detections still need. Once a deployment is known,
+templates are zeroed and dropped as soon as EITHER this worker's detections
+stream has moved past the end or removal instant at every site that uses the
+watchlist and whose partition it owns (plus the allowed lateness, when one
+is set), OR ``grace_s`` of wall clock has passed since the worker learnt of
+both the end or removal and a deployment using the list, whichever comes
 first. The wall clock bounds how long a destroyed watchlist lingers; it
 never decides a match inside the grace.
 
@@ -27,13 +32,26 @@ that, but is not wired to Faust's revoke signal yet.)
 Without an allowed lateness the stream-time rule assumes a site's detections
 arrive roughly in ``captured_at`` order (one partition per site); a
 detection later than that finds its watchlist gone and is counted in
-``lfr_detections_unmatched_retired_total``.
+``lfr_detections_unmatched_retired_total`` by the rule that deleted its
+list (:class:`DeletionRule`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class DeletionRule(StrEnum):
+    """Which rule deleted a list (``reason`` of ``lfr_detections_unmatched_retired_total``)."""
+
+    STREAM_PASSED = "stream_passed"
+    """Every owned site's stream time passed the end (a later face was out of order)."""
+    GRACE_EXPIRED = "grace_expired"
+    """The wall-clock grace ran out before the stream passed the end."""
+    COVERED_NOTHING = "covered_nothing"
+    """No window of the list ever covered a detection (cancelled, never active)."""
 
 
 @dataclass(slots=True)
@@ -104,20 +122,26 @@ class DeletionPolicy:
         learnt_s: float,
         now_s: float,
         site_times: Iterable[int | None] | None,
-    ) -> bool:
+    ) -> DeletionRule | None:
         """Whether something that ended (or was removed) at event time ``at_ms`` may go.
 
+        Returns the rule that allows it, ``None`` while it must stay.
         ``at_ms`` None: nothing it belonged to ever covered a detection.
-        ``site_times``: stream time of each site using the watchlist, ``None``
-        for a site this worker does not own; ``site_times`` itself ``None``
-        while the worker does not know which partitions it owns. An unowned
-        site or unknown ownership leaves only the grace.
+        ``learnt_s``: when the worker knew both the end (or removal) and a
+        deployment using the list. ``site_times``: stream time of each site
+        using the watchlist, ``None`` for a site this worker does not own;
+        ``site_times`` itself ``None`` while the worker does not know which
+        partitions it owns. An unowned site or unknown ownership leaves only
+        the grace; an empty ``site_times`` (no site known) passes nothing.
         """
         if now_s - learnt_s >= self.grace_s:
-            return True
+            return DeletionRule.GRACE_EXPIRED
         if site_times is None:
-            return False
+            return None
         if at_ms is None:
-            return True
+            return DeletionRule.COVERED_NOTHING
+        times = list(site_times)
         limit = at_ms + (self.lateness_ms or 0)
-        return all(t is not None and t >= limit for t in site_times)
+        if times and all(t is not None and t >= limit for t in times):
+            return DeletionRule.STREAM_PASSED
+        return None

@@ -59,8 +59,8 @@ class BatchResult:
     stream_time: dict[str, int] = field(default_factory=dict)
     """Newest captured_at per known site among this batch's detections only."""
     match_seconds: list[float] = field(default_factory=list)
-    unmatched_retired: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """Gated-in faces whose watchlist was already deleted, by (site_id, deployment_id)."""
+    unmatched_retired: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """Gated-in faces whose watchlist was already deleted, by (site_id, deployment_id, rule)."""
 
 
 @dataclass(slots=True)
@@ -83,6 +83,8 @@ class DetectionContext:
     allowed_lateness_ms: int | None = None
     now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000
     is_deleted: Callable[[str], bool] = lambda _watchlist_id: False
+    deleted_by: Callable[[str], str | None] = lambda _watchlist_id: None
+    """The rule that deleted a watchlist (see :class:`streams.worker.deletion.DeletionRule`)."""
     decode: Callable[[str, bytes], dict[str, Any]] = shared_decode
 
 
@@ -138,8 +140,10 @@ def _match_group(
 ) -> None:
     snapshot = ctx.watchlist(watchlist_id)
     if snapshot is None and ctx.is_deleted(watchlist_id):
+        rule = str(ctx.deleted_by(watchlist_id) or "deleted")
         for item in items:
-            result.unmatched_retired[(item.event["site_id"], item.window.deployment_id)] += 1
+            where = (item.event["site_id"], item.window.deployment_id, rule)
+            result.unmatched_retired[where] += 1
             result.scans.append(build_scan(item.event, item.window, matched=False))
             result.scan_timestamps_ms.append(item.record.timestamp_ms)
             item.template = b""

@@ -29,6 +29,16 @@ class InvalidRecordError(WorkerError):
     reason = "invalid"
 
 
+class EntryOutsideBuildPeriodError(WorkerError):
+    """A watchlist template written more than 24 h before its deployment starts, or after it ended.
+
+    A watchlist is built for a deployment (at most 24 h before it) and
+    destroyed when it ends; a template outside that period is refused.
+    """
+
+    reason = "invalid"
+
+
 class UnknownSiteError(WorkerError):
     """A detection for a site that has no operation window at all."""
 

@@ -94,6 +94,39 @@ def byte_keyed(table: TableT) -> TableT:
     return table
 
 
+class Changelogs:
+    """Table writes that first make sure the producer knows the changelog's partitions.
+
+    Tables use ``use_partitioner=True``: a write picks its changelog partition
+    synchronously from the producer's cluster metadata and raises (a
+    ``TypeError`` inside aiokafka) when the topic is missing from it: on a
+    fresh broker before the topic's first metadata fetch, or after a refresh
+    taken while the broker reported the topic in error (a restart). Awaiting
+    the topic's metadata right before the write, with no ``await`` between
+    the check and the write, removes that race.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def _ensure(self, table: TableT) -> None:
+        producer = cast(Any, self.app.producer)._ensure_producer()
+        topic = table.changelog_topic.get_topic_name()
+        if producer.client.cluster.partitions_for_topic(topic) is None:
+            log.info("waiting for the metadata of changelog %s", topic)
+            await producer.partitions_for(topic)
+
+    async def put(self, table: TableT, key: bytes, value: Any) -> None:
+        """``table[key] = value`` once the changelog's metadata is known."""
+        await self._ensure(table)
+        table[key] = value
+
+    async def delete(self, table: TableT, key: bytes) -> None:
+        """``del table[key]`` once the changelog's metadata is known."""
+        await self._ensure(table)
+        del table[key]
+
+
 def partition_of(key: str, partitions: int) -> int:
     """The partition the Java-compatible murmur2 partitioner gives ``key``."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions

@@ -1,6 +1,6 @@
 """Gating: may this detection be matched at all?
 
-A pure function of the event and its site's windows (DESIGN invariant 1):
+A pure function of the event and its site's windows (docs/architecture.md, invariants):
 no wall clock. The optional allowed lateness is measured against the newest
 ``captured_at`` seen at the site, which the caller tracks per site.
 """

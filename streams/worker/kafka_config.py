@@ -12,7 +12,7 @@ import ssl
 from typing import Any, NoReturn
 
 from streams.errors import ConfigError
-from streams.settings import Settings
+from streams.settings import KAFKA_BOOTSTRAP_TIMEOUT_MS, Settings
 
 
 def _no_pass_phrase() -> NoReturn:
@@ -71,6 +71,9 @@ def kafka_python_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "security_protocol": settings.kafka_security_protocol,
+        # a broker that cannot be reached, or refuses the login, fails a command within
+        # seconds rather than kafka-python's 30 s (the cause is logged by the client)
+        "bootstrap_timeout_ms": KAFKA_BOOTSTRAP_TIMEOUT_MS,
         **_sasl(settings),
     }
     context = ssl_context(settings)

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the worker (names per DESIGN.md: ``lfr_`` prefix, base units).
+"""Prometheus metrics of the worker (docs/architecture.md: ``lfr_`` prefix, base units).
 
 No label carries a camera, subject or site: label values are stage names and
 dead-letter / gating reasons, all bounded sets.
@@ -22,7 +22,20 @@ GATED = Counter(
 UNMATCHED_RETIRED = Counter(
     "lfr_detections_unmatched_retired_total",
     "Gated-in detections not matched because their watchlist had already been deleted "
-    "from memory (they arrived after the stream-time or wall-clock deletion bound).",
+    "from memory, by the rule that deleted it: stream_passed (the face came later than "
+    "the site's stream time allowed), grace_expired (LFR_WATCHLIST_RETIRE_GRACE_S ran out "
+    "first), covered_nothing.",
+    ["reason"],
+)
+AGENT_FAILURES = Counter(
+    "lfr_worker_agent_failures_total",
+    "Exceptions raised while an agent or timer processed records (each attempt), by agent. "
+    "The records are retried, then the worker stops without committing them.",
+    ["agent"],
+)
+WORKER_FAILED = Gauge(
+    "lfr_worker_failed",
+    "1 once an agent failed for good and the worker is stopping to be restarted.",
 )
 CONSUMER_LAG = Gauge(
     "lfr_worker_consumer_lag",
@@ -75,6 +88,10 @@ WINDOWS_ACTIVE = Gauge(
 )
 PENDING_ADJUDICATIONS = Gauge(
     "lfr_adjudications_pending", "Adjudications held while waiting for their alert."
+)
+ALERTS_TABLE_ENTRIES = Gauge(
+    "lfr_alerts_table_entries",
+    "Alerts held in this worker's alerts table (deleted at LFR_ALERT_TABLE_TTL_S at most).",
 )
 BUILD_INFO = Info("lfr_build", "Version of the lfr-stream worker.")
 

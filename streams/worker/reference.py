@@ -12,11 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streams.worker.deletion import DeletionPolicy, StreamClock
+from streams.worker.deletion import DeletionPolicy, DeletionRule, StreamClock
+from streams.worker.errors import EntryOutsideBuildPeriodError
+from streams.worker.instants import to_millis
 from streams.worker.snapshot import WatchlistSnapshot
 from streams.worker.watchlist_store import WatchlistStore
 from streams.worker.window_view import Retirement, WindowView
 from streams.worker.windows import OperationWindow
+
+BUILD_AHEAD_MS = 24 * 3600 * 1000
+"""A watchlist is built at most this long before its deployment starts."""
 
 Owns = Callable[[str], bool]
 """``site_id -> True`` when this worker owns the site's lfr.detections partition."""
@@ -30,20 +35,48 @@ class ReferenceData:
         self.windows = WindowView()
         self.store = WatchlistStore()
         self.clock = StreamClock()
+        # when a deployment naming each watchlist was first read: before it,
+        # nothing of the list may go, and the grace counts from it
+        self._known_since: dict[str, float] = {}
 
     # --- input ---------------------------------------------------------------
 
     def apply_window(self, window: OperationWindow, learnt_s: float) -> Retirement | None:
         """Apply a valid window read at ``learnt_s``; its retirement, if it causes one."""
         self.store.note_update(window.watchlist_id, window.updated_at_ms)
+        self._known_since.setdefault(window.watchlist_id, learnt_s)
         retirement = self.windows.apply(window)
         if retirement is not None:
             self.store.retire(retirement, learnt_s)
         return retirement
 
     def apply_entry(self, key: str, record: Mapping[str, Any] | None, learnt_s: float) -> None:
-        """Apply an lfr.watchlist record (``None``: tombstone) read at ``learnt_s``."""
+        """Apply an lfr.watchlist record (``None``: tombstone) read at ``learnt_s``.
+
+        Raises :class:`EntryOutsideBuildPeriodError` for a template whose
+        ``updated_at`` lies outside [starts_at - 24 h, ends_at) of every known
+        deployment using its list. While no deployment using the list is
+        known the entry is held (the window may simply come later), never
+        refused; REMOVEs and tombstones are always applied.
+        """
+        if record is not None and record.get("template") is not None and record["op"] != "REMOVE":
+            self._check_build_period(key, to_millis(record["updated_at"]))
         self.store.apply_entry(key, record, learnt_s)
+
+    def _check_build_period(self, key: str, updated_at_ms: int) -> None:
+        watchlist_id = key.partition(":")[0]
+        users = self.windows.users_of(watchlist_id)
+        if not users:
+            return
+        for window in users:
+            if window.starts_at_ms - BUILD_AHEAD_MS <= updated_at_ms and (
+                window.ends_at_ms is None or updated_at_ms < window.ends_at_ms
+            ):
+                return
+        raise EntryOutsideBuildPeriodError(
+            f"template of watchlist {watchlist_id!r} written outside the build period "
+            "(24 h before the deployment starts, until it ends) of every deployment using it"
+        )
 
     def observe(self, high_water: Mapping[str, int], epoch: int | None = None) -> None:
         """Newest ``captured_at`` per site of an acknowledged batch started in ``epoch``."""
@@ -55,12 +88,16 @@ class ReferenceData:
         ``owns`` None: the worker's partitions are unknown, only the grace applies.
         """
 
-        def due(watchlist_id: str, at_ms: int | None, learnt_s: float) -> bool:
+        def due(watchlist_id: str, at_ms: int | None, learnt_s: float) -> DeletionRule | None:
+            known_s = self._known_since.get(watchlist_id)
+            if known_s is None:
+                return None  # no deployment using it known yet: it may still need every entry
+            sites = self.windows.sites_of(watchlist_id)
             times = None
-            if owns is not None:
-                sites = self.windows.sites_of(watchlist_id)
+            if owns is not None and sites:
                 times = [self.clock.at(s) if owns(s) else None for s in sorted(sites)]
-            return self.policy.due(at_ms=at_ms, learnt_s=learnt_s, now_s=now_s, site_times=times)
+            learnt = max(learnt_s, known_s)
+            return self.policy.due(at_ms=at_ms, learnt_s=learnt, now_s=now_s, site_times=times)
 
         return self.store.sweep(due)
 
@@ -77,3 +114,7 @@ class ReferenceData:
     def is_deleted(self, watchlist_id: str) -> bool:
         """True when the watchlist was retired and has been physically deleted."""
         return self.store.is_deleted(watchlist_id)
+
+    def deleted_by(self, watchlist_id: str) -> DeletionRule | None:
+        """The rule that deleted a retired watchlist (``None``: not deleted)."""
+        return self.store.deleted_by(watchlist_id)

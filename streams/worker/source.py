@@ -36,7 +36,8 @@ def reject(
     """The DeadLetter record for ``record``.
 
     ``biometric`` inputs (detections, watchlist) keep only the payload's
-    sha256 and size, whatever the topic is called.
+    sha256 and size, and a watchlist key loses its subject id, whatever the
+    topic is called.
     """
     letter = dead_letter(
         topic=record.topic,
@@ -46,6 +47,7 @@ def reject(
         payload=record.value,
         error=error,
         stage=stage,
+        biometric=(record.topic,) if biometric else (),
     )
     if biometric:
         letter["payload"] = None

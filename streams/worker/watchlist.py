@@ -35,11 +35,11 @@ from schemas.validation import validate
 from streams.settings import Settings
 from streams.worker import metrics
 from streams.worker.deletion import DeletionPolicy, GraceClock
-from streams.worker.errors import InvalidWindowError, WorkerError
+from streams.worker.errors import WorkerError
 from streams.worker.kafka_config import aiokafka_config
 from streams.worker.reference import Owns, ReferenceData
 from streams.worker.source import SourceRecord, reject
-from streams.worker.windows import window_from_record
+from streams.worker.windows import parse_window
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class WatchlistService(Service):
         *,
         codec: Codec,
         policy: DeletionPolicy,
-        purge_on_end: bool = False,
+        purge_on_end: bool = True,
         ownership: Callable[[], Owns | None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
         **kwargs: Any,
@@ -235,10 +235,8 @@ class WatchlistService(Service):
         if message.value is None:
             return
         try:
-            window = window_from_record(self.codec.decode("OperationWindow", message.value))
             key = None if message.key is None else message.key.decode("utf-8", "replace")
-            if key != window.site_id:
-                raise InvalidWindowError("the record key is not the window's site_id")
+            window = parse_window(self.codec.decode("OperationWindow", message.value), key)
         except (SchemaError, WorkerError):
             # The operations agent dead-letters it (once, in the worker owning
             # the partition); here it is only skipped, exactly as there.

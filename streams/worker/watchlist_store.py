@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from schemas.templates import template_from_bytes
+from streams.worker.deletion import DeletionRule
 from streams.worker.errors import DimensionMismatchError
 from streams.worker.instants import to_millis
 from streams.worker.snapshot import WatchlistSnapshot, build_snapshot, normalise
@@ -38,8 +39,8 @@ from streams.worker.window_view import Retirement
 
 __all__ = ["DueCheck", "WatchlistSnapshot", "WatchlistStore", "normalise", "split_key"]
 
-DueCheck = Callable[[str, "int | None", float], bool]
-"""``(watchlist_id, event-time end or removal, learnt_s) -> delete now?``"""
+DueCheck = Callable[[str, "int | None", float], "DeletionRule | None"]
+"""``(watchlist_id, event-time end or removal, learnt_s) -> the rule deleting it now, or None``"""
 
 
 @dataclass(slots=True)
@@ -76,6 +77,11 @@ class WatchlistStore:
         self._newest: dict[str, int] = {}
         self._retirements: dict[str, list[tuple[Retirement, float]]] = {}
         self._deleted_through: dict[str, int] = {}
+        self._deleted_by: dict[str, DeletionRule] = {}
+        # every key whose latest record on the topic is not a tombstone, with
+        # that record's updated_at: what purging a retired list must tombstone
+        self._on_topic: dict[str, dict[str, int]] = {}
+        self._late_keys: list[str] = []
         self._removed: dict[str, set[str]] = {}
 
     # --- updates -----------------------------------------------------------
@@ -92,6 +98,7 @@ class WatchlistStore:
         """
         watchlist_id, subject_id = split_key(key)
         if record is None:
+            self._on_topic.get(watchlist_id, {}).pop(subject_id, None)
             self._remove(watchlist_id, subject_id, self._newest.get(watchlist_id), learnt_s)
             return
         if (record["watchlist_id"], record["subject_id"]) != (watchlist_id, subject_id):
@@ -100,7 +107,9 @@ class WatchlistStore:
         self.note_update(watchlist_id, updated_at_ms)
         deleted_through = self._deleted_through.get(watchlist_id)
         if deleted_through is not None and updated_at_ms <= deleted_through:
+            self._late_keys.append(key)  # of a list already destroyed: purge it too
             return
+        self._on_topic.setdefault(watchlist_id, {})[subject_id] = updated_at_ms
         if record["op"] == "REMOVE" or record.get("template") is None:
             self._remove(watchlist_id, subject_id, updated_at_ms, learnt_s)
             return
@@ -134,14 +143,19 @@ class WatchlistStore:
     def sweep(self, is_due: DueCheck) -> list[str]:
         """Physically delete every removal and retirement ``is_due`` allows.
 
-        Returns the topic keys of the entries deleted by a retirement (to
-        tombstone them when so configured).
+        Returns the topic keys a retirement destroyed (to tombstone them when
+        so configured): every key of the list whose latest record on the
+        topic was written before the retirement, including entries removed
+        earlier, and records of the list read after it was destroyed.
         """
-        retired_keys: list[str] = []
+        retired_keys: list[str] = self._late_keys
+        self._late_keys = []
         for watchlist_id in list(self._retirements):
             waiting = []
             for retirement, learnt_s in self._retirements[watchlist_id]:
-                if is_due(watchlist_id, retirement.end_ms, learnt_s):
+                rule = is_due(watchlist_id, retirement.end_ms, learnt_s)
+                if rule is not None:
+                    self._deleted_by[watchlist_id] = rule
                     retired_keys += self._drop_older(watchlist_id, retirement.retired_at_ms)
                 else:
                     waiting.append((retirement, learnt_s))
@@ -155,6 +169,7 @@ class WatchlistStore:
                 s
                 for s in sorted(subjects)
                 if is_due(watchlist_id, entries[s].removed_at_ms, entries[s].removal_learnt_s)
+                is not None
             ]
             if gone:
                 self._delete(watchlist_id, gone)
@@ -186,6 +201,10 @@ class WatchlistStore:
     def is_deleted(self, watchlist_id: str) -> bool:
         """True when the watchlist was retired and physically deleted (none of it held)."""
         return watchlist_id in self._deleted_through and watchlist_id not in self._lists
+
+    def deleted_by(self, watchlist_id: str) -> DeletionRule | None:
+        """The rule that deleted a retired watchlist, while none of it is held again."""
+        return self._deleted_by.get(watchlist_id) if self.is_deleted(watchlist_id) else None
 
     def keys(self, watchlist_id: str) -> list[str]:
         """Topic keys of the entries held for a watchlist (for purging)."""
@@ -239,12 +258,17 @@ class WatchlistStore:
         self._deleted_through[watchlist_id] = max(
             self._deleted_through.get(watchlist_id, retired_at_ms), retired_at_ms
         )
+        on_topic = self._on_topic.get(watchlist_id, {})
+        destroyed = sorted(s for s, at in on_topic.items() if at <= retired_at_ms)
+        for subject_id in destroyed:
+            del on_topic[subject_id]
+        if not on_topic:
+            self._on_topic.pop(watchlist_id, None)
         watchlist = self._lists.get(watchlist_id)
-        if watchlist is None:
-            return []
-        dropped = [s for s, e in watchlist.entries.items() if e.updated_at_ms <= retired_at_ms]
-        self._delete(watchlist_id, dropped)
-        return [f"{watchlist_id}:{s}" for s in dropped]
+        if watchlist is not None:
+            dropped = [s for s, e in watchlist.entries.items() if e.updated_at_ms <= retired_at_ms]
+            self._delete(watchlist_id, dropped)
+        return [f"{watchlist_id}:{s}" for s in destroyed]
 
     def _delete(self, watchlist_id: str, subject_ids: list[str]) -> None:
         watchlist = self._lists[watchlist_id]

@@ -63,6 +63,10 @@ class WindowView:
             self._listed[site_id] = listed
         return listed
 
+    def users_of(self, watchlist_id: str) -> list[OperationWindow]:
+        """The latest window of every deployment naming ``watchlist_id``."""
+        return list(self._users.get(watchlist_id, {}).values())
+
     def sites_of(self, watchlist_id: str) -> set[str]:
         """Sites with a window that names ``watchlist_id``."""
         return {w.site_id for w in self._users.get(watchlist_id, {}).values()}

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from schemas.validation import validate
 from streams.worker.errors import InvalidWindowError
 from streams.worker.instants import optional_millis, to_millis
 
@@ -69,6 +70,22 @@ class OperationWindow:
         values = dict(state)
         values["camera_ids"] = frozenset(values["camera_ids"])
         return cls(**values)
+
+
+def parse_window(record: Mapping[str, Any], key: str | None) -> OperationWindow:
+    """The one check of an lfr.operations record, wherever a window is used.
+
+    The operations agent (which dead-letters what this rejects, once, in the
+    worker owning the partition) and the broadcast view that gates
+    detections (which skips it) both call this, so a window that is invalid
+    or unauthorised gates nothing anywhere. Raises a ``SchemaError``
+    (semantic validation) or :class:`InvalidWindowError`.
+    """
+    validate("OperationWindow", record)
+    window = window_from_record(record)
+    if key != window.site_id:
+        raise InvalidWindowError("the record key is not the window's site_id")
+    return window
 
 
 def window_from_record(record: Mapping[str, Any]) -> OperationWindow:

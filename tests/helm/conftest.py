@@ -9,6 +9,7 @@ skip locally and fail under CI (``CI`` set), where a skip would hide the chart.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -19,6 +20,14 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.helm.apiserver import (
+    Cluster,
+    JobCompleter,
+    crds_dir,
+    find_kube_apiserver,
+    running_cluster,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "lfr-stream"
@@ -151,8 +160,8 @@ def chart_copy(tmp_path: Path) -> Iterator[Path]:
 
 
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
-    """The pod spec of a Deployment, StatefulSet or Job."""
-    spec: dict[str, Any] = obj["spec"]["template"]["spec"]
+    """The pod spec of a Deployment, StatefulSet, Job or Pod."""
+    spec: dict[str, Any] = obj["spec"] if obj["kind"] == "Pod" else obj["spec"]["template"]["spec"]
     return spec
 
 
@@ -185,3 +194,82 @@ def container_env(rendered: Rendered, obj: dict[str, Any]) -> dict[str, str]:
         else:
             env[var["name"]] = "<valueFrom>"
     return env
+
+
+# A real API server ------------------------------------------------------
+
+
+@dataclass
+class Kube:
+    """The test cluster, helm bound to it, and the stand-in Job controller."""
+
+    cluster: Cluster
+    helm: Helm
+    jobs: JobCompleter
+    _namespaces: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def namespace(self, prefix: str = "lfr", labels: dict[str, str] | None = None) -> str:
+        """A fresh namespace with the ``default`` ServiceAccount a controller would add."""
+        name = f"{prefix}-{next(self._namespaces)}"
+        self.cluster.create_namespace(name, labels)
+        self.cluster.request(
+            "POST",
+            f"/api/v1/namespaces/{name}/serviceaccounts",
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}},
+        )
+        self.jobs.namespaces.add(name)
+        return name
+
+    def run(self, *args: str, chart: Path | None = CHART, timeout: float = 300) -> str:
+        """``helm ARGS [CHART]`` against the cluster; stdout, or HelmError."""
+        command = [self.helm.binary, *args, "--kubeconfig", str(self.cluster.kubeconfig)]
+        if chart is not None:
+            command.append(str(chart))
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        if proc.returncode != 0:
+            raise HelmError(proc.stderr.strip() or proc.stdout.strip())
+        return proc.stdout
+
+    def values_file(self, tmp_dir: Path, values: dict[str, Any]) -> Path:
+        path = tmp_dir / f"values-{len(list(tmp_dir.glob('values-*')))}.yaml"
+        path.write_text(yaml.safe_dump(values))
+        return path
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """etcd + kube-apiserver on free 127.0.0.1 ports, with the shared CRDs applied.
+
+    Skips locally when either binary is missing; fails under CI (``CI`` set),
+    where a skip would hide the install tests.
+    """
+    etcd = shutil.which("etcd")
+    apiserver = find_kube_apiserver()
+    if etcd is None or apiserver is None:
+        message = (
+            "a real API server needs etcd (`LFR_PREREQS_EXTRA=kube bash deploy/local/"
+            "prerequisites.sh`) and kube-apiserver (`bash .ci/kube-apiserver.sh install`)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    crds = sorted(crds_dir().glob("*.yaml"))
+    if not crds:
+        message = f"no CRDs in {crds_dir()} (set LFR_SHARED_DIR)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with running_cluster(tmp_path_factory.mktemp("kube"), etcd, apiserver) as running:
+        names = []
+        for path in crds:
+            running.apply_manifest(path.read_text())
+            names += [d["metadata"]["name"] for d in yaml.safe_load_all(path.read_text()) if d]
+        running.wait_established(names)
+        yield running
+
+
+@pytest.fixture(scope="session")
+def kube(cluster: Cluster, helm: Helm) -> Iterator[Kube]:
+    with JobCompleter(cluster) as jobs:
+        yield Kube(cluster=cluster, helm=helm, jobs=jobs)
+        assert jobs.errors == [], jobs.errors

@@ -12,7 +12,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.helm.conftest import CHART, CI_VALUES, KUBE_VERSION, ROOT, Helm, Rendered
+from tests.helm.apiserver import crds_dir
+from tests.helm.conftest import CHART, CI_VALUES, KUBE_VERSION, Helm, Rendered
 
 # Kinds whose schema is a CRD, not part of Kubernetes.
 CRD_FILES = {
@@ -22,7 +23,7 @@ CRD_FILES = {
     ("keda.sh/v1alpha1", "ScaledObject"): "keda.sh_scaledobjects.yaml",
     ("keda.sh/v1alpha1", "TriggerAuthentication"): "keda.sh_triggerauthentications.yaml",
 }
-CRD_DIR = ROOT.parent / "shared" / "crds"
+CRD_DIR = crds_dir()
 
 
 def _strict(schema: Any) -> Any:

@@ -27,18 +27,37 @@ CHART_MANAGED = {
     "state_dir": "worker.persistence.mountPath",
     "worker_store": "worker.persistence.enabled",
     "watchlist_purge_on_end": "worker.purgeOnEnd",
+    # the pod's own name, on the StatefulSet only (a Deployment's pod names are not stable)
+    "worker_group_instance_id": "worker.persistence.enabled",
 }
-# Only the local development stack (or the demo and tests) read these; they mean nothing,
-# or must never be set, in a cluster.
+# Per pod, never one value for all: the chart derives it from each pod's name.
+PER_POD = frozenset({"worker_group_instance_id"})
+# Only the local development stack reads these; they mean nothing in a cluster.
 LOCAL_STACK_ONLY = frozenset(
     {"stack", "kafka_controller_port", "prometheus_port", "allow_dev_pseudonym_key"}
 )
-# Defaults that differ on purpose: loopback is the local stack, not a cluster.
-CHART_DEFAULT_OVERRIDES = {"kafka_bootstrap": "kafka:9092", "clickhouse_host": "clickhouse"}
-# Settings the hook jobs (topics, migrations as the admin user) do not get: least privilege.
-NOT_FOR_HOOKS = frozenset(
-    {"pseudonym_key", "clickhouse_ingest_password", "clickhouse_analyst_password"}
-)
+# Defaults that differ on purpose: loopback is the local stack, not a cluster; the app id
+# (the consumer group) is the release's full name, so two releases never share a group.
+CHART_DEFAULT_OVERRIDES = {
+    "kafka_bootstrap": "kafka:9092",
+    "clickhouse_host": "clickhouse",
+    "app_id": None,
+}
+# The secrets each process gets, least privilege: the worker never talks to ClickHouse, the
+# sink never pseudonymises, the hooks create topics and tables as the admin, and only
+# `lfr report` (run outside the chart) reads as the analyst.
+SECRETS_OF = {
+    "worker": frozenset({"kafka_sasl_password", "kafka_ssl_key_password", "pseudonym_key"}),
+    "sink": frozenset(
+        {
+            "kafka_sasl_password",
+            "kafka_ssl_key_password",
+            "clickhouse_password",
+            "clickhouse_ingest_password",
+        }
+    ),
+    "hook": frozenset({"kafka_sasl_password", "kafka_ssl_key_password", "clickhouse_password"}),
+}
 
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 SAMPLE_FILE = CHART / "Chart.yaml"
@@ -69,7 +88,10 @@ SECRET_FIELDS = sorted(n for n, f in Settings.model_fields.items() if is_secret(
 CONFIG_FIELDS = sorted(
     n
     for n, f in Settings.model_fields.items()
-    if not is_secret(f) and n not in CHART_MANAGED and n not in LOCAL_STACK_ONLY
+    if not is_secret(f)
+    and n not in CHART_MANAGED
+    and n not in LOCAL_STACK_ONLY
+    and n not in PER_POD
 )
 
 
@@ -86,7 +108,9 @@ def sample(name: str, info: FieldInfo) -> Any:
     if kind is bool:
         return not info.default
     if kind is int:
-        return int(info.default or 0) + 1
+        upper = [m.le for m in info.metadata if getattr(m, "le", None) is not None]
+        value = int(info.default or 0) + 1
+        return value - 2 if upper and value > upper[0] else value
     if kind is float:
         return float(info.default or 0) + 1.5
     if kind is Path:
@@ -105,7 +129,7 @@ def as_env(value: Any) -> str:
 
 
 def test_decisions_are_disjoint_and_cover_every_field() -> None:
-    decided = [*SECRET_FIELDS, *CHART_MANAGED, *LOCAL_STACK_ONLY, *CONFIG_FIELDS]
+    decided = [*SECRET_FIELDS, *CHART_MANAGED, *LOCAL_STACK_ONLY, *PER_POD, *CONFIG_FIELDS]
     assert sorted(decided) == sorted(Settings.model_fields)
     assert len(decided) == len(set(decided))
     assert set(CHART_MANAGED) | LOCAL_STACK_ONLY <= set(Settings.model_fields), "stale decision"
@@ -177,11 +201,12 @@ def test_every_setting_reaches_every_pod(
     workloads = everything_set.workloads()
     assert {o["kind"] for o in workloads} == {"Deployment", "Job"}
     for obj in workloads:
-        hook = is_hook(obj)
+        process = "hook" if is_hook(obj) else obj["metadata"]["name"].rsplit("-", 1)[1]
+        secrets = SECRETS_OF[process]
         env = _resolve_secrets(everything_set, container_env(everything_set, obj))
         where = f"{obj['kind']}/{obj['metadata']['name']}"
         for name in [*CONFIG_FIELDS, *SECRET_FIELDS]:
-            if hook and name in NOT_FOR_HOOKS:
+            if name in SECRET_FIELDS and name not in secrets:
                 assert env_name(name) not in env, f"{where} gets {env_name(name)}"
                 continue
             assert env.get(env_name(name)) == as_env(sample(name, fields[name])), (
@@ -203,7 +228,7 @@ def test_every_setting_reaches_every_pod(
             got = getattr(settings, name)
             assert (str(got) if isinstance(got, Path) else got) == expected, f"{where}: {name}"
         for name in SECRET_FIELDS:
-            if hook and name in NOT_FOR_HOOKS:
+            if name not in secrets:
                 continue
             secret = getattr(settings, name)
             assert secret.get_secret_value() == sample(name, fields[name])

@@ -75,16 +75,16 @@ def test_clickhouse_role_passwords_from_the_existing_secret(scenarios: dict[str,
     keys = _ci_values("production")["secrets"]["existingSecretKeys"]
     sink = production.one("Deployment", "-sink")
     env = {e["name"]: e for e in pod_spec(sink)["containers"][0]["env"]}
-    for setting, key in (
-        ("LFR_CLICKHOUSE_INGEST_PASSWORD", "clickhouseIngestPassword"),
-        ("LFR_CLICKHOUSE_ANALYST_PASSWORD", "clickhouseAnalystPassword"),
-    ):
-        # production names both users, so a Secret without their passwords must not start
-        assert env[setting]["valueFrom"]["secretKeyRef"] == {
-            "name": "lfr-stream-credentials",
-            "key": keys[key],
-            "optional": False,
-        }
+    # production names an ingest user, so a Secret without its password must not start
+    assert env["LFR_CLICKHOUSE_INGEST_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "lfr-stream-credentials",
+        "key": keys["clickhouseIngestPassword"],
+        "optional": False,
+    }
+    # `lfr report` reads as the analyst; no pod of the chart does
+    for obj in production.workloads():
+        names = {e["name"] for e in pod_spec(obj)["containers"][0].get("env", [])}
+        assert "LFR_CLICKHOUSE_ANALYST_PASSWORD" not in names
     config = production.one("ConfigMap", "-stream-config")["data"]
     assert config["LFR_CLICKHOUSE_INGEST_USER"] == "lfr_ingest"
     assert "LFR_CLICKHOUSE_INGEST_PASSWORD" not in config
@@ -97,8 +97,7 @@ def test_clickhouse_role_passwords_optional_without_their_users(render: Render) 
     rendered = render({"secrets": {"existingSecret": "creds"}})
     sink = rendered.one("Deployment", "-sink")
     env = {e["name"]: e for e in pod_spec(sink)["containers"][0]["env"]}
-    for setting in ("LFR_CLICKHOUSE_INGEST_PASSWORD", "LFR_CLICKHOUSE_ANALYST_PASSWORD"):
-        assert env[setting]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert env["LFR_CLICKHOUSE_INGEST_PASSWORD"]["valueFrom"]["secretKeyRef"]["optional"] is True
 
 
 # --- replicas and scaling --------------------------------------------------------
@@ -106,19 +105,23 @@ def test_clickhouse_role_passwords_optional_without_their_users(render: Render) 
 
 @pytest.mark.parametrize("persistence", [False, True])
 @pytest.mark.parametrize("scaler", ["hpa", "keda"])
-def test_replicas_absent_when_autoscaling(render: Render, scaler: str, persistence: bool) -> None:
+def test_autoscaled_replicas_start_at_the_minimum(
+    render: Render, scaler: str, persistence: bool
+) -> None:
+    # Offline there is no running worker to keep the count of (tests/helm/test_apiserver.py
+    # checks that an upgrade keeps it): a fresh install starts at the autoscaler's minimum.
     kind = "StatefulSet" if persistence else "Deployment"
     rendered = render(
         {
             "worker": {
                 "replicas": 3,
                 "persistence": {"enabled": persistence},
-                "autoscaling": {scaler: {"enabled": True}},
+                "autoscaling": {scaler: {"enabled": True, "minReplicas": 2}},
             }
         }
     )
     worker = rendered.one(kind, "-worker")
-    assert "replicas" not in worker["spec"]
+    assert worker["spec"]["replicas"] == 2
     target = rendered.one("HorizontalPodAutoscaler" if scaler == "hpa" else "ScaledObject")
     assert target["spec"]["scaleTargetRef"]["kind"] == kind
     assert target["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]
@@ -221,7 +224,8 @@ def test_hook_jobs_wait_for_the_services(scenarios: dict[str, Rendered]) -> None
         args = pod_spec(job)["containers"][0]["args"]
         assert "--wait" in args and int(args[args.index("--wait") + 1]) > 0
         assert pod_spec(job)["restartPolicy"] == "Never"
-        assert "serviceAccountName" not in pod_spec(job)
+        # their own ServiceAccount, a hook itself (checked above), not the namespace's default
+        assert pod_spec(job)["serviceAccountName"] == "lfr-lfr-stream-hooks"
 
 
 def test_hook_jobs_never_get_the_pseudonym_key(scenarios: dict[str, Rendered]) -> None:
@@ -284,7 +288,12 @@ def test_probes_use_the_process_http_port(render: Render, component: str, settin
     assert str(port) == container_env(rendered, obj)[setting]
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    # the startup probe waits for readiness (a probe on /healthz would gate nothing);
+    # off for the sink, which is unready whenever ClickHouse is down
+    if component == "worker":
+        assert container["startupProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    else:
+        assert "startupProbe" not in container
     service = rendered.one("Service", f"-{component}")
     assert service["spec"]["ports"][0]["port"] == port
 
@@ -361,12 +370,15 @@ def test_extra_env_volumes_and_objects(scenarios: dict[str, Rendered], render: R
 def test_network_policy_allows_only_kafka_clickhouse_dns_and_scrapes(
     scenarios: dict[str, Rendered],
 ) -> None:
-    policy = scenarios["production"].one("NetworkPolicy")
+    policy = scenarios["production"].one("NetworkPolicy", "-lfr-stream")
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     ports = {(p["port"], p["protocol"]) for rule in policy["spec"]["egress"] for p in rule["ports"]}
     assert ports == {(9093, "TCP"), (9440, "TCP"), (8443, "TCP"), (53, "UDP"), (53, "TCP")}
     assert all(rule.get("to") for rule in policy["spec"]["egress"]), "egress to anywhere"
-    (ingress,) = policy["spec"]["ingress"]
+    ingress, from_test_pod = policy["spec"]["ingress"]
+    assert from_test_pod["from"][0]["podSelector"]["matchLabels"][
+        "app.kubernetes.io/component"
+    ] == ("test")
     assert ingress["ports"] == [{"port": "metrics", "protocol": "TCP"}]
     assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": "monitoring"
@@ -382,6 +394,6 @@ def test_network_policy_derives_kafka_ports_from_bootstrap(render: Render) -> No
     rendered = render(
         {"networkPolicy": {"enabled": True}, "config": {"kafkaBootstrap": "a:9092,b:9092,c:19092"}}
     )
-    egress = rendered.one("NetworkPolicy")["spec"]["egress"]
+    egress = rendered.one("NetworkPolicy", "-lfr-stream")["spec"]["egress"]
     assert [p["port"] for p in egress[0]["ports"]] == [9092, 19092]
     assert [p["port"] for p in egress[1]["ports"]] == [9000, 8123]

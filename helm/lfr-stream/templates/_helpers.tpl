@@ -39,6 +39,35 @@ app.kubernetes.io/part-of: lfr-stream
 {{- end }}
 {{- end }}
 
+{{/* commonAnnotations as an `annotations:` block body (empty when there are none). */}}
+{{- define "lfr-stream.commonAnnotations" -}}
+{{- with .Values.commonAnnotations }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* metadata.annotations of an object: commonAnnotations plus its own
+     (dict "ctx" $ "annotations" $own); renders nothing when both are empty. */}}
+{{- define "lfr-stream.annotations" -}}
+{{- $all := merge (deepCopy (default dict .annotations)) (default dict .ctx.Values.commonAnnotations) }}
+{{- with $all -}}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of a pod template: the selector labels, commonLabels and the pod's own
+     (dict "ctx" $ "component" "worker" "podLabels" $w.podLabels). */}}
+{{- define "lfr-stream.podLabels" -}}
+{{ include "lfr-stream.componentSelectorLabels" (dict "ctx" .ctx "component" .component) }}
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- with .podLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
 {{/* Selector labels of one component: (dict "ctx" $ "component" "worker") */}}
 {{- define "lfr-stream.componentSelectorLabels" -}}
 {{ include "lfr-stream.selectorLabels" .ctx }}
@@ -64,6 +93,17 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "lfr-stream.fullname" . }}-config
 {{- end }}
 
+{{/* The hook jobs' ServiceAccount: the named one, a hook-created one, or the namespace's default. */}}
+{{- define "lfr-stream.hookServiceAccountName" -}}
+{{- if .Values.hooks.serviceAccountName }}
+{{- .Values.hooks.serviceAccountName }}
+{{- else if .Values.hooks.serviceAccount.create }}
+{{- include "lfr-stream.fullname" . }}-hooks
+{{- else }}
+{{- "default" }}
+{{- end }}
+{{- end }}
+
 {{- define "lfr-stream.hookConfigMapName" -}}
 {{- include "lfr-stream.fullname" . }}-hook-config
 {{- end }}
@@ -86,16 +126,43 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/* The image: image.registry, else global.imageRegistry, else the runtime's default. */}}
 {{- define "lfr-stream.image" -}}
 {{- $repo := .Values.image.repository }}
-{{- if .Values.image.registry }}
-{{- $repo = printf "%s/%s" .Values.image.registry .Values.image.repository }}
+{{- $registry := .Values.image.registry | default ((.Values.global).imageRegistry) }}
+{{- if $registry }}
+{{- $repo = printf "%s/%s" $registry .Values.image.repository }}
 {{- end }}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" $repo .Values.image.digest }}
 {{- else }}
 {{- printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+{{- end }}
+
+{{/* imagePullSecrets of every pod: global.imagePullSecrets then imagePullSecrets,
+     each a name or {name: ...}, without duplicates. */}}
+{{- define "lfr-stream.imagePullSecrets" -}}
+{{- $names := list }}
+{{- range concat (default list ((.Values.global).imagePullSecrets)) (default list .Values.imagePullSecrets) }}
+{{- $name := "" }}
+{{- if kindIs "string" . }}{{ $name = . }}{{ else }}{{ $name = .name }}{{ end }}
+{{- if and $name (not (has $name $names)) }}
+{{- $names = append $names $name }}
+{{- end }}
+{{- end }}
+{{- with $names -}}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The Faust app id, which is the worker's consumer group: config.appId, else
+     the release's full name, so that two releases on one Kafka never share a group. */}}
+{{- define "lfr-stream.appId" -}}
+{{- .Values.config.appId | default (include "lfr-stream.fullname" .) }}
 {{- end }}
 
 {{/* Settings ---------------------------------------------------------- */}}
@@ -131,6 +198,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- $_ := set $data "LFR_KAFKA_SSL_KEYFILE" (printf "%s/%s" $tls.mountPath $tls.keyKey) }}
 {{- end }}
 {{- end }}
+{{- $_ := set $data "LFR_APP_ID" (include "lfr-stream.appId" .) }}
 {{- $_ := set $data "LFR_STATE_DIR" .Values.worker.persistence.mountPath }}
 {{- /* A persistent volume only pays off with the RocksDB table store. */}}
 {{- $_ := set $data "LFR_WORKER_STORE" (ternary "rocksdb://" "memory://" .Values.worker.persistence.enabled) }}
@@ -138,25 +206,35 @@ app.kubernetes.io/component: {{ .component }}
 {{- toYaml $data }}
 {{- end }}
 
-{{/* Secret settings: value name -> env var, (dict "hook" bool). The hook jobs
-     create topics and tables only (as the admin user), so they never get the
-     pseudonym key nor the ingest and analyst passwords. */}}
+{{/* Secret settings a process gets: value name -> env var, (dict "component" c)
+     with c one of worker, sink, hook, all. Least privilege: the worker matches
+     and pseudonymises but never talks to ClickHouse; the sink writes as the
+     ingest user and drops expired partitions as the admin, and never sees the
+     pseudonym key; the hook jobs create topics and tables as the admin. The
+     analyst password is for `lfr report`, which no pod of the chart runs. */}}
 {{- define "lfr-stream.secretSettings" -}}
+{{- $c := .component }}
 kafkaSaslPassword: LFR_KAFKA_SASL_PASSWORD
 kafkaSslKeyPassword: LFR_KAFKA_SSL_KEY_PASSWORD
+{{- if has $c (list "sink" "hook" "all") }}
 clickhousePassword: LFR_CLICKHOUSE_PASSWORD
-{{- if not .hook }}
+{{- end }}
+{{- if has $c (list "sink" "all") }}
 clickhouseIngestPassword: LFR_CLICKHOUSE_INGEST_PASSWORD
+{{- end }}
+{{- if eq $c "all" }}
 clickhouseAnalystPassword: LFR_CLICKHOUSE_ANALYST_PASSWORD
+{{- end }}
+{{- if has $c (list "worker" "all") }}
 pseudonymKey: LFR_PSEUDONYM_KEY
 {{- end }}
 {{- end }}
 
 {{/* Data of the chart-created Secret (env var -> base64), only the values set:
-     (dict "ctx" $ "hook" bool). */}}
+     (dict "ctx" $ "component" "all"|"hook"). */}}
 {{- define "lfr-stream.secretData" -}}
 {{- $ctx := .ctx }}
-{{- $settings := include "lfr-stream.secretSettings" (dict "hook" .hook) | fromYaml }}
+{{- $settings := include "lfr-stream.secretSettings" (dict "component" .component) | fromYaml }}
 {{- range $key, $env := $settings }}
 {{- $value := index $ctx.Values.secrets $key }}
 {{- if $value }}
@@ -196,6 +274,22 @@ pseudonymKey: LFR_PSEUDONYM_KEY
 {{- end }}
 {{- end }}
 {{- end }}
+{{- /* A PDB whose minAvailable is the whole fleet allows no voluntary eviction:
+       every node drain would hang on it. Percentages are left to the user. */}}
+{{- range $name := list "worker" "sink" }}
+{{- $c := index $.Values $name }}
+{{- $pdb := $c.pdb }}
+{{- $count := not (or (kindIs "invalid" $pdb.minAvailable) (kindIs "string" $pdb.minAvailable)) }}
+{{- if and $pdb.enabled $count (or (eq $name "worker") $.Values.sink.enabled) }}
+{{- $replicas := int $c.replicas }}
+{{- if and (eq $name "worker") (include "lfr-stream.workerAutoscaled" $) }}
+{{- $replicas = int (ternary $auto.keda.minReplicas $auto.hpa.minReplicas $auto.keda.enabled) }}
+{{- end }}
+{{- if ge (int $pdb.minAvailable) $replicas }}
+{{- fail (printf "%s.pdb.minAvailable (%d) must be below the %s's replicas (%d, or the autoscaler's minReplicas): otherwise no pod may ever be evicted and node drains hang" $name (int $pdb.minAvailable) $name $replicas) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and .Values.worker.autoscaling.hpa.enabled (kindIs "invalid" .Values.worker.autoscaling.hpa.targetCPUUtilizationPercentage) (kindIs "invalid" .Values.worker.autoscaling.hpa.targetMemoryUtilizationPercentage) }}
 {{- fail "worker.autoscaling.hpa needs targetCPUUtilizationPercentage or targetMemoryUtilizationPercentage" }}
 {{- end }}
@@ -203,7 +297,7 @@ pseudonymKey: LFR_PSEUDONYM_KEY
 
 {{/* Pod pieces -------------------------------------------------------- */}}
 
-{{/* Environment of an lfr container: (dict "ctx" $ "hook" bool).
+{{/* envFrom of an lfr container: (dict "ctx" $ "hook" bool).
      The ConfigMap and Secret are referenced by name; hooks use their copies. */}}
 {{- define "lfr-stream.envFrom" -}}
 - configMapRef:
@@ -213,10 +307,12 @@ pseudonymKey: LFR_PSEUDONYM_KEY
 {{- end }}
 {{- end }}
 
+{{/* Environment of an lfr container: (dict "ctx" $ "component" "worker"|"sink"|"hook"). */}}
 {{- define "lfr-stream.env" -}}
 {{- $ctx := .ctx }}
-{{- $secretName := ternary (include "lfr-stream.hookSecretName" $ctx) (include "lfr-stream.secretName" $ctx) .hook }}
-{{- $settings := include "lfr-stream.secretSettings" (dict "hook" .hook) | fromYaml }}
+{{- $hook := eq .component "hook" }}
+{{- $secretName := ternary (include "lfr-stream.hookSecretName" $ctx) (include "lfr-stream.secretName" $ctx) $hook }}
+{{- $settings := include "lfr-stream.secretSettings" (dict "component" .component) | fromYaml }}
 {{- $sasl := hasPrefix "SASL_" (toString $ctx.Values.config.kafkaSecurityProtocol) }}
 {{- range $key, $env := $settings }}
 {{- if $ctx.Values.secrets.existingSecret }}
@@ -237,6 +333,14 @@ pseudonymKey: LFR_PSEUDONYM_KEY
       name: {{ $secretName }}
       key: {{ $env }}
 {{- end }}
+{{- end }}
+{{- if and (eq .component "worker") (eq (include "lfr-stream.workerKind" $ctx) "StatefulSet") }}
+{{- /* Kafka static membership: a StatefulSet pod keeps its name across restarts,
+       so a replaced worker rejoins as the same member without a rebalance. */}}
+- name: LFR_WORKER_GROUP_INSTANCE_ID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
 {{- end }}
 {{- with $ctx.Values.extraEnv }}
 {{ toYaml . }}
@@ -298,7 +402,7 @@ failureThreshold: {{ .probe.failureThreshold }}
 
 {{/* Checksum of the settings, so that pods restart when they change. */}}
 {{- define "lfr-stream.configChecksum" -}}
-{{- printf "%s\n%s" (include "lfr-stream.configData" .) (include "lfr-stream.secretData" (dict "ctx" . "hook" false)) | sha256sum }}
+{{- printf "%s\n%s" (include "lfr-stream.configData" .) (include "lfr-stream.secretData" (dict "ctx" . "component" "all")) | sha256sum }}
 {{- end }}
 
 {{/* Is the worker autoscaled (replicas then belong to the autoscaler)? */}}
@@ -306,6 +410,75 @@ failureThreshold: {{ .probe.failureThreshold }}
 {{- if or .Values.worker.autoscaling.hpa.enabled .Values.worker.autoscaling.keda.enabled }}true{{ end }}
 {{- end }}
 
+{{/* The worker's replicas. Under an autoscaler, the count the running workload
+     has now (helm would otherwise drop the field and Kubernetes reset it to 1),
+     else the autoscaler's minimum; without one, worker.replicas. */}}
+{{- define "lfr-stream.workerReplicas" -}}
+{{- $a := .Values.worker.autoscaling }}
+{{- if include "lfr-stream.workerAutoscaled" . }}
+{{- $min := ternary $a.keda.minReplicas $a.hpa.minReplicas $a.keda.enabled | int }}
+{{- $maxReplicas := ternary $a.keda.maxReplicas $a.hpa.maxReplicas $a.keda.enabled | int }}
+{{- $current := 0 }}
+{{- /* Both kinds: persistence switched on turns the Deployment into a StatefulSet. */}}
+{{- range $apiKind := list "Deployment" "StatefulSet" }}
+{{- $live := lookup "apps/v1" $apiKind $.Release.Namespace (printf "%s-worker" (include "lfr-stream.fullname" $)) }}
+{{- $current = max $current (int (dig "spec" "replicas" 0 $live)) }}
+{{- end }}
+{{- min (max $current $min) $maxReplicas }}
+{{- else }}
+{{- .Values.worker.replicas }}
+{{- end }}
+{{- end }}
+
 {{- define "lfr-stream.workerKind" -}}
 {{- ternary "StatefulSet" "Deployment" .Values.worker.persistence.enabled }}
+{{- end }}
+
+{{/* Egress rules of the release's pods (Kafka, ClickHouse, DNS, extraEgress),
+     shared by the NetworkPolicy and its hook copy. */}}
+{{- define "lfr-stream.networkPolicyEgress" -}}
+{{- $np := .Values.networkPolicy }}
+{{- $kafkaPorts := $np.kafka.ports }}
+{{- if not $kafkaPorts }}
+{{- range (splitList "," (toString .Values.config.kafkaBootstrap)) }}
+{{- $port := int (last (splitList ":" (trim .))) }}
+{{- if not (has $port $kafkaPorts) }}
+{{- $kafkaPorts = append $kafkaPorts $port }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $clickhousePorts := $np.clickhouse.ports }}
+{{- if not $clickhousePorts }}
+{{- $clickhousePorts = list (int .Values.config.clickhousePort) (int .Values.config.clickhouseHttpPort) | uniq }}
+{{- end }}
+- ports:
+    {{- range $kafkaPorts }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- with $np.kafka.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+- ports:
+    {{- range $clickhousePorts }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- with $np.clickhouse.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+  {{- with $np.dns.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- with $np.extraEgress }}
+{{- toYaml . | nindent 0 }}
+{{- end }}
 {{- end }}

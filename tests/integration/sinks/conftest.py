@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import fcntl
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sinks import rows as R
-from sinks.db import ChdbDatabase, Database, NativeDatabase
-from sinks.synthetic import SyntheticData
+from sinks.db import ChdbDatabase, Database, NativeDatabase, connect
+from sinks.errors import ClickHouseError
+from sinks.migrate import migrate
+from streams.settings import Settings
+from tests.synthetic import SyntheticData
+
+from .sinkproc import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +50,51 @@ def databases(native_db: NativeDatabase, chdb_db: ChdbDatabase) -> Iterator[
     yield pairs
     for _, db, database in pairs:
         db.execute(f"DROP DATABASE IF EXISTS {database}")
+
+
+ROLES_DB = "lfr_roles_test"
+# the local development passwords of users.xml (never used anywhere else)
+LOCAL_USERS = {
+    "clickhouse_ingest_user": "ingest",
+    "clickhouse_ingest_password": "ingest-local-dev",
+    "clickhouse_analyst_user": "analyst",
+    "clickhouse_analyst_password": "analyst-local-dev",
+}
+
+
+def _can_read(db: NativeDatabase) -> bool:
+    try:
+        db.execute(f"SELECT count() FROM {ROLES_DB}.scans")  # noqa: S608 - fixed name
+    except ClickHouseError:
+        return False
+    return True
+
+
+@pytest.fixture
+def roles(test_settings: Callable[..., Settings]) -> Iterator[Settings]:
+    """Settings with the local users, and a freshly migrated ``lfr_roles_test``.
+
+    18.16 has no wildcard in ``allow_databases``: users.xml grants the ingest and
+    analyst users this one test database, so the tests that use it take a file
+    lock and run one at a time.
+    """
+    lock_path = Path(tempfile.gettempdir()) / f"{ROLES_DB}.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        settings = test_settings(clickhouse_database=ROLES_DB, sink_metrics_port=0, **LOCAL_USERS)
+        admin = connect(settings, "admin", database="default")
+        admin.execute(f"DROP DATABASE IF EXISTS {ROLES_DB}")
+        migrate(admin, ROLES_DB)
+        # a server started with an older users.xml picks the file up within seconds
+        for role in ("ingest", "analyst"):
+            db = connect(settings, role)
+            wait_until(lambda db=db: _can_read(db), 30, f"users.xml granting {ROLES_DB}")
+            db.close()
+        try:
+            yield settings
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {ROLES_DB}")
+            admin.close()
 
 
 def load(db: Database, database: str, data: SyntheticData, tables: tuple[str, ...] = (

@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from schemas.codec import encode
-from sinks.synthetic import SyntheticData
 from streams.settings import Settings
+from tests.synthetic import SyntheticData
 
 SINK_TOPICS = ("scans", "alerts", "outcomes", "operations", "dlq")
 
@@ -63,7 +63,8 @@ def sink_env(settings: Settings) -> dict[str, str]:
     """The environment that makes ``lfr sink`` use these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LFR_")}
     for field in ("kafka_bootstrap", "clickhouse_host", "clickhouse_port", "clickhouse_database",
-                  "app_id", "sink_metrics_port", *(f"topic_{t}" for t in SINK_TOPICS)):  # fmt: skip
+                  "app_id", "sink_metrics_port", "sink_max_blocked_s",
+                  *(f"topic_{t}" for t in SINK_TOPICS)):  # fmt: skip
         env[f"LFR_{field.upper()}"] = str(getattr(settings, field))
     for field in ("clickhouse_user", "clickhouse_password", "clickhouse_ingest_user",
                   "clickhouse_ingest_password", "clickhouse_analyst_user",
@@ -76,11 +77,21 @@ def sink_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start_sink(settings: Settings, log_path: Path, *extra: str) -> subprocess.Popen[bytes]:
-    """``lfr sink`` as a child process, logging to ``log_path``."""
-    args = [sys.executable, "-m", "streams.cli", "sink", "--batch-size", "97", "--linger", "0.2",
-            "--rollup-interval", "1", "--retention-interval", "0",
-            "--session-timeout-ms", "6000", *extra]  # fmt: skip
+SINK_OPTIONS = ("--batch-size", "97", "--linger", "0.2", "--rollup-interval", "1",
+                "--retention-interval", "0", "--session-timeout-ms", "6000")  # fmt: skip
+
+
+def start_sink(settings: Settings, log_path: Path, *extra: str,
+               kill_after_inserts: int = 0) -> subprocess.Popen[bytes]:  # fmt: skip
+    """``lfr sink`` as a child process, logging to ``log_path``.
+
+    ``kill_after_inserts``: run the test-only sink that SIGKILLs itself after
+    that many inserts, before their commit (:mod:`.faulty_sink`).
+    """
+    command = ["-m", "streams.cli", "sink"]
+    if kill_after_inserts:
+        command = ["-m", "tests.integration.sinks.faulty_sink", str(kill_after_inserts)]
+    args = [sys.executable, *command, *SINK_OPTIONS, *extra]
     log = log_path.open("ab")
     return subprocess.Popen(args, env=sink_env(settings), stdout=log, stderr=log)
 

@@ -24,7 +24,7 @@ from sinks.db import NativeDatabase
 from sinks.migrate import migrate
 from sinks.report import MET_HEADINGS
 from sinks.rollup import rollup
-from sinks.synthetic import generate
+from tests.synthetic import generate
 
 from .conftest import load
 

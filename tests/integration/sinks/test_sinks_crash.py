@@ -16,8 +16,8 @@ from sinks.db import NativeDatabase
 from sinks.migrate import migrate
 from sinks.report import deployment_report
 from sinks.rollup import rollup
-from sinks.synthetic import generate
 from streams.settings import Settings
+from tests.synthetic import generate
 
 from .sinkproc import committed_all, kill, produce, start_sink, topics, wait_until
 
@@ -46,7 +46,7 @@ def test_sigkill_between_insert_and_commit_and_at_random_points(
             produce(settings, data, _bad_records(settings, data))
             # killed right after an insert, before its offsets are committed
             for n in (1, 4):
-                proc = start_sink(settings, log, "--fault-kill-after-inserts", str(n))
+                proc = start_sink(settings, log, kill_after_inserts=n)
                 assert proc.wait(timeout=120) == -9, log.read_text()[-2000:]
             # killed at random points
             rng = random.Random(7)  # noqa: S311 - crash timing, not a secret

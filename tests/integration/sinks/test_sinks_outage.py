@@ -15,8 +15,8 @@ from sinks.db import NativeDatabase
 from sinks.migrate import migrate
 from sinks.report import deployment_report
 from sinks.rollup import rollup
-from sinks.synthetic import SyntheticData, generate
 from streams.settings import Settings
+from tests.synthetic import SyntheticData, generate
 
 from .chserver import PrivateServer, free_port
 from .sinkproc import committed_all, kill, produce, start_sink, topics, wait_until

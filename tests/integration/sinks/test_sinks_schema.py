@@ -15,7 +15,7 @@ from sinks.migrate import load_migrations, migrate
 from sinks.report import deployment_report, time_to_locate_report
 from sinks.retention import run_retention
 from sinks.rollup import rollup
-from sinks.synthetic import generate
+from tests.synthetic import generate
 
 from .conftest import load, normalise
 

@@ -116,3 +116,22 @@ def test_stale_pid_file_of_a_foreign_process_is_ignored(stack_env: dict[str, str
     assert result.returncode == 0, result.stderr
     assert "started" in result.stdout
     assert pids(Path(stack_env["LFR_STATE_DIR"]))["prometheus"] != 1
+
+
+def test_up_that_fails_part_way_stops_what_it_started(stack_env: dict[str, str]) -> None:
+    state = Path(stack_env["LFR_STATE_DIR"])
+    with socket.socket() as squatter:  # Prometheus, started last, cannot bind
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", 26090))
+        squatter.listen()
+        result = lfr(stack_env, "stack", "up")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("lfr: prometheus: port 26090 is already in use"), result.stderr
+    assert "stopped what this call started (clickhouse: stopped" in last, last
+    assert "kafka: stopped" in last, last
+    assert pids(state) == {}
+    for port in (26092, 26000):
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served"
+    assert lfr(stack_env, "stack", "up").returncode == 0  # nothing left behind blocks a retry

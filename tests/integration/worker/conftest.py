@@ -56,13 +56,14 @@ class WorkerHarness:
 
     # --- worker ----------------------------------------------------------
 
-    def start_worker(self, *args: str) -> subprocess.Popen[bytes]:
+    def start_worker(self, *args: str, module: str = "streams.cli") -> subprocess.Popen[bytes]:
+        """``python -m <module> worker ...`` (``module``: a test launcher may inject faults)."""
         log = self.tmp_path / f"worker-{len(self.procs)}.log"
         self.logs.append(log)
         env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker", "--batch-within", "0.1", *args],
+                [sys.executable, "-m", module, "worker", "--batch-within", "0.1", *args],
                 cwd=ROOT,
                 env=env,
                 stdout=out,

@@ -144,10 +144,11 @@ def defined_metrics() -> set[str]:
     from prometheus_client.process_collector import ProcessCollector
 
     import sinks.metrics
+    import streams.audit
     import streams.worker.metrics
 
     names = {"up"}
-    for module in (streams.worker.metrics, sinks.metrics):
+    for module in (streams.worker.metrics, sinks.metrics, streams.audit):
         for value in vars(module).values():
             if isinstance(value, MetricWrapperBase):
                 for family in value.describe():

@@ -42,6 +42,7 @@ def _letter(
         payload=payload,
         error=error or ValueError("x"),
         stage="worker.detections",
+        biometric=biometric_topics(Settings()),
     )
 
 
@@ -132,6 +133,7 @@ def test_failed_at_defaults_to_an_aware_wall_clock() -> None:
         payload=None,
         error=ValueError(),
         stage="s",
+        biometric=(),
         failed_at=fixed,
     )
     assert letter["failed_at"] == fixed
@@ -160,3 +162,13 @@ def test_template_of_odd_or_zero_length_is_rejected(data: bytes) -> None:
 def test_template_must_be_a_vector() -> None:
     with pytest.raises(TemplateError):
         template_to_bytes(np.ones((2, 2)))
+
+
+def test_a_renamed_watchlist_topic_redacts_subject_ids_in_the_worker() -> None:
+    # the worker's stages know their input is biometric whatever it is called
+    from streams.worker.source import SourceRecord, reject
+
+    record = SourceRecord("force-b.watchlist", 1, 9, b"wl-3:subject-secret", b"\xc3\x01xx", 0)
+    letter = reject(record, ValueError("bad"), "worker.watchlist", biometric=True)
+    assert letter["key"] == "wl-3:<redacted>" and letter["payload"] is None
+    assert "subject-secret" not in repr(letter)

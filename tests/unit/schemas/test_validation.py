@@ -51,6 +51,7 @@ def test_dead_letters_pass() -> None:
         payload=b"x",
         error=ValueError("bad"),
         stage="worker.operations",
+        biometric=(),
     )
     validate("DeadLetter", letter)
 

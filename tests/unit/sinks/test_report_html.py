@@ -10,7 +10,7 @@ import pytest
 
 from sinks.report import MET_HEADINGS, summarise_time_to_locate
 from sinks.report_html import render_html
-from sinks.synthetic import generate
+from tests.synthetic import generate
 
 NOW = datetime(2025, 10, 3, 12, 0, tzinfo=UTC)
 PageRows = tuple[str, list[dict[str, object]]]

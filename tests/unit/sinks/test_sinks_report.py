@@ -14,7 +14,7 @@ from sinks.report import (
     render_json,
     summarise_time_to_locate,
 )
-from sinks.synthetic import generate
+from tests.synthetic import generate
 
 RAW = {
     "deployment_id": "d", "location": "L", "starts_at_epoch_ms": 1_793_574_000_250,

@@ -8,7 +8,7 @@ import pytest
 
 from sinks.errors import UnmappableRecord
 from sinks.rows import ALERTS, OPERATION_WINDOWS, OUTCOMES, SCANS, columnar, split_instant
-from sinks.synthetic import generate
+from tests.synthetic import generate
 
 
 def test_instant_splits_into_seconds_and_milliseconds() -> None:

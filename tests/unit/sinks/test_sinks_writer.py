@@ -11,8 +11,8 @@ from sinks.db import server_message
 from sinks.errors import ClickHouseRejected
 from sinks.features import ServerFeatures, features_for
 from sinks.sink import BatchWriter, SinkOptions, consumer_config, routes_for
-from sinks.synthetic import generate
 from streams.settings import Settings
+from tests.synthetic import generate
 
 
 class RefusingTable:

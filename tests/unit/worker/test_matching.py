@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from streams.worker.deletion import DeletionRule
 from streams.worker.matching import match_batch
 from streams.worker.watchlist_store import WatchlistStore
 
@@ -75,7 +76,7 @@ def test_empty_and_emptied_watchlists_match_nothing() -> None:
     assert snapshot is not None and len(snapshot) == 1
     at = np.array([T0_MS, T0_MS - 1])
     assert match_batch(np.stack([unit(1), unit(1)]), snapshot, 0.1, at)[0] is None
-    store.sweep(lambda _w, _at, _learnt: True)
+    store.sweep(lambda _w, _at, _learnt: DeletionRule.STREAM_PASSED)
     assert store.snapshot("W1") is None
     assert not snapshot.matrix.any()
 

@@ -45,3 +45,9 @@ def test_flags_override_the_settings() -> None:
     assert (got.max_batch, got.purge_on_end, got.retire_grace_s) == (3, False, 1.0)
     assert got.store == "rocksdb://"
     assert options(Settings(), "--purge-on-end").purge_on_end is True
+
+
+def test_purge_on_end_is_on_by_default_and_can_be_turned_off() -> None:
+    assert options(Settings()).purge_on_end is True
+    assert options(Settings(watchlist_purge_on_end=False)).purge_on_end is False
+    assert options(Settings(), "--no-purge-on-end").purge_on_end is False

@@ -65,6 +65,7 @@ def context(ref: ReferenceData) -> DetectionContext:
         pseudonymiser=Pseudonymiser(b"test"),
         now_ms=lambda: 1,
         is_deleted=ref.is_deleted,
+        deleted_by=ref.deleted_by,
     )
 
 
@@ -155,13 +156,40 @@ def test_a_site_this_worker_does_not_own_leaves_only_the_grace() -> None:
     assert ref.is_deleted("W1")
 
 
-def test_a_list_no_window_names_goes_at_once_when_ownership_is_known() -> None:
+def test_a_list_no_window_names_is_kept_whatever_the_clocks_say() -> None:
+    # entries and their REMOVEs read before the window (watchlist published
+    # first, or a broker restart): the window's detections still need them
     ref = ReferenceData(DeletionPolicy(grace_s=GRACE_S))
     ref.apply_entry("W9:a", watchlist_record("a", unit(1), watchlist_id="W9"), 1.0)
     ref.apply_entry("W9:a", watchlist_record("a", None, watchlist_id="W9", updated_at=T0), 1.0)
-    ref.sweep(1.0, owns=None)
+    ref.observe({"S1": T0_MS + 10 * 3600 * MS})
+    for owns in (None, owns_all):
+        ref.sweep(1.0 + 10 * GRACE_S, owns)
+        assert ref.store.entry_count == 1
+
+
+def test_the_grace_of_a_removal_read_first_counts_from_the_window() -> None:
+    ref = ReferenceData(DeletionPolicy(grace_s=GRACE_S))
+    removed = T0 + timedelta(hours=2, minutes=30)
+    apply(ref, [("entry", ("W1:p0", watchlist_record("p0", unit(0))))], learnt_s=0.0)
+    apply(ref, [("entry", ("W1:p0", watchlist_record("p0", None, updated_at=removed)))], 0.0)
+    apply(ref, [("window", window_record())], learnt_s=500.0)
+    assert ref.sweep(500.0 + GRACE_S - 1, owns=None) == [] and ref.store.entry_count == 1
+    ref.sweep(500.0 + GRACE_S, owns=None)
+    assert ref.store.entry_count == 0
+
+
+def test_a_removal_read_first_goes_once_the_stream_passes_it() -> None:
+    ref = ReferenceData(DeletionPolicy(grace_s=GRACE_S))
+    removed = T0 + timedelta(hours=2, minutes=30)
+    apply(ref, [("entry", ("W1:p0", watchlist_record("p0", unit(0))))])
+    apply(ref, [("entry", ("W1:p0", watchlist_record("p0", None, updated_at=removed)))])
+    apply(ref, [("window", window_record())])
+    ref.observe({"S1": int(removed.timestamp() * MS) - 1})
+    ref.sweep(0.0, owns_all)
     assert ref.store.entry_count == 1
-    ref.sweep(1.0, owns_all)
+    ref.observe({"S1": int(removed.timestamp() * MS)})
+    ref.sweep(0.0, owns_all)
     assert ref.store.entry_count == 0
 
 
@@ -207,7 +235,7 @@ def test_a_gated_in_detection_after_deletion_is_counted_not_matched() -> None:
     ref.sweep(100.0 + GRACE_S, owns_all)
     result = process_batch(in_window_batch(), context(ref))
     assert result.alerts == [] and not result.dead_letters
-    assert result.unmatched_retired == {("S1", "D1"): 3}
+    assert result.unmatched_retired == {("S1", "D1", "grace_expired"): 3}
     assert [s["matched"] for s in result.scans] == [False, False, False]
 
 
@@ -262,3 +290,50 @@ def test_the_grace_clock_stands_still_while_nothing_is_assigned() -> None:
     assert clock.now(90.0, assigned=True) == 20.0
     assert clock.now(200.0, assigned=False) == 130.0
     assert clock.now(400.0, assigned=False) == 300.0  # total pause capped at 100 s
+
+
+def test_a_retirement_purges_every_key_of_the_list_even_removed_ones() -> None:
+    ref = ReferenceData(DeletionPolicy(grace_s=GRACE_S))
+    apply(ref, setup_steps())
+    removed = T0 + timedelta(hours=1)
+    ref.apply_entry("W1:p1", watchlist_record("p1", None, updated_at=removed), 0.0)
+    ref.observe({"S1": END_MS})
+    ref.sweep(0.0, owns_all)  # p1's removal is passed: deleted from memory, still on the topic
+    assert ref.store.entry_count == 2
+    apply(ref, end_steps(with_remove=False)[:1])  # the ENDED window
+    assert sorted(ref.sweep(0.0, owns_all)) == ["W1:p0", "W1:p1", "W1:p2"]
+    # a record of the destroyed list read afterwards is purged too, never held
+    ref.apply_entry("W1:p9", watchlist_record("p9", unit(9), updated_at=T0), 0.0)
+    assert ref.sweep(0.0, owns_all) == ["W1:p9"] and ref.store.entry_count == 0
+
+
+@pytest.mark.parametrize(
+    ("updated_at", "refused"),
+    [
+        (T0 - timedelta(hours=25), True),  # more than 24 h before the start
+        (T0 - timedelta(hours=23), False),
+        (T0 + timedelta(hours=1), False),  # during the deployment
+        (T0 + timedelta(hours=2), True),  # at its end or after
+    ],
+)
+def test_templates_outside_the_build_period_are_refused(updated_at: Any, refused: bool) -> None:
+    from streams.worker.errors import EntryOutsideBuildPeriodError
+
+    ref = ReferenceData(DeletionPolicy(grace_s=GRACE_S))
+    apply(ref, [("window", window_record())])
+    entry = watchlist_record("p0", unit(0), updated_at=updated_at)
+    if refused:
+        with pytest.raises(EntryOutsideBuildPeriodError):
+            ref.apply_entry("W1:p0", entry, 0.0)
+        assert ref.store.entry_count == 0
+    else:
+        ref.apply_entry("W1:p0", entry, 0.0)
+        assert ref.store.entry_count == 1
+    # a REMOVE is never refused
+    ref.apply_entry("W1:p0", watchlist_record("p0", None, updated_at=T0 + timedelta(days=2)), 0)
+
+
+def test_an_entry_read_before_any_window_is_held_not_refused() -> None:
+    ref = ReferenceData(DeletionPolicy(grace_s=GRACE_S))
+    ref.apply_entry("W1:p0", watchlist_record("p0", unit(0), updated_at=T0 - timedelta(days=3)), 0)
+    assert ref.store.entry_count == 1

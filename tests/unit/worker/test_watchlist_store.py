@@ -7,6 +7,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
+from streams.worker.deletion import DeletionRule
 from streams.worker.errors import DimensionMismatchError
 from streams.worker.snapshot import NEVER
 from streams.worker.watchlist_store import WatchlistStore
@@ -18,12 +19,12 @@ T0_MS = int(T0.timestamp() * 1000)
 ADDED_MS = T0_MS - 3 * 3600_000  # watchlist_record's default updated_at
 
 
-def always(_watchlist_id: str, _at_ms: int | None, _learnt_s: float) -> bool:
-    return True
+def always(_watchlist_id: str, _at_ms: int | None, _learnt_s: float) -> DeletionRule | None:
+    return DeletionRule.STREAM_PASSED
 
 
-def never(_watchlist_id: str, _at_ms: int | None, _learnt_s: float) -> bool:
-    return False
+def never(_watchlist_id: str, _at_ms: int | None, _learnt_s: float) -> DeletionRule | None:
+    return None
 
 
 def test_add_update_remove_and_tombstone_apply_in_order() -> None:
@@ -82,9 +83,9 @@ def test_retirement_is_deferred_and_then_destroys_older_entries_for_good() -> No
     store.retire(Retirement("W1", T0_MS + 7_260_000, T0_MS + 7_200_000), learnt_s=5.0)
     seen: list[tuple[str, int | None, float]] = []
 
-    def record_and_refuse(watchlist_id: str, at_ms: int | None, learnt_s: float) -> bool:
+    def record_and_refuse(watchlist_id: str, at_ms: int | None, learnt_s: float) -> None:
         seen.append((watchlist_id, at_ms, learnt_s))
-        return False
+        return None
 
     assert store.sweep(record_and_refuse) == []
     assert seen == [("W1", T0_MS + 7_200_000, 5.0)]
@@ -113,9 +114,9 @@ def test_removal_is_kept_until_the_sweep_says_it_is_due() -> None:
     held = store._lists["W1"].entries["a"].template  # the live copy of the template
     asked: list[tuple[int | None, float]] = []
 
-    def only_a(_w: str, at_ms: int | None, learnt_s: float) -> bool:
+    def only_a(_w: str, at_ms: int | None, learnt_s: float) -> DeletionRule:
         asked.append((at_ms, learnt_s))
-        return True
+        return DeletionRule.STREAM_PASSED
 
     assert store.sweep(only_a) == []  # entry removals are not retirements: nothing to purge
     assert asked == [(T0_MS, 3.0)]

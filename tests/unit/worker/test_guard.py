@@ -1,0 +1,111 @@
+"""The agent guard: retries in place, and a record that fails for good is never acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from streams.worker.guard import AgentGuard, guard_timer
+
+
+@dataclass
+class Message:
+    topic: str = "lfr.detections"
+    partition: int = 0
+    offset: int = 7
+    refcount: int = 0
+
+    def incref(self) -> None:
+        self.refcount += 1
+
+
+@dataclass
+class Event:
+    message: Message = field(default_factory=Message)
+
+
+def failing(times: int) -> tuple[Callable[[], Any], list[int]]:
+    calls: list[int] = []
+
+    async def work() -> None:
+        calls.append(1)
+        if len(calls) <= times:
+            raise RuntimeError("boom")
+
+    return work, calls
+
+
+async def no_sleep(_s: float) -> None:
+    return None
+
+
+def test_a_transient_failure_is_retried_in_place() -> None:
+    stops: list[int] = []
+    guard = AgentGuard(retry_limit_s=30, stop_worker=lambda: stops.append(1), sleep=no_sleep,
+                       clock=lambda: 0.0)  # fmt: skip
+    work, calls = failing(times=3)
+    event = Event()
+    asyncio.run(guard.run("detections", [event], work))
+    assert len(calls) == 4 and not stops and not guard.failed
+    assert event.message.refcount == 0
+
+
+def test_a_lasting_failure_pins_the_records_and_stops_the_worker() -> None:
+    stops: list[int] = []
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    guard = AgentGuard(retry_limit_s=2, stop_worker=lambda: stops.append(1), sleep=sleep,
+                       clock=lambda: now[0])  # fmt: skip
+    work, calls = failing(times=10**6)
+    events = [Event(), Event(Message(offset=8))]
+
+    async def scenario() -> None:
+        task = asyncio.create_task(guard.run("detections", events, work))
+        while not stops:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        assert not task.done()  # it waits for the stop instead of going on
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert stops == [1] and guard.failed and 3 <= len(calls) <= 6
+    assert [e.message.refcount for e in events] == [1, 1]  # Faust's ack never reaches 0
+
+
+def test_work_cancelled_half_done_is_pinned() -> None:
+    guard = AgentGuard(stop_worker=lambda: None)
+    event = Event()
+    started = asyncio.Event()
+
+    async def work() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(guard.run("alerts", [event], work))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert event.message.refcount == 1
+
+
+def test_a_failing_timer_tick_is_logged_and_the_next_one_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def tick() -> None:
+        raise RuntimeError("boom")
+
+    asyncio.run(guard_timer("consumer_lag", tick))
+    assert "timer consumer_lag failed" in caplog.text
