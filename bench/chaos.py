@@ -79,6 +79,26 @@ def create_topics(settings: Settings) -> None:
     admin.close()
 
 
+def caught_up(settings: Settings, timeout_s: float = 20.0) -> bool:
+    """Whether the sink's group committed everything; False when that cannot be told.
+
+    Asked on a thread of its own: kafka-python 3's metadata fetch has no
+    timeout and was seen to hang after a broker restart.
+    """
+    answer: dict[str, bool] = {}
+
+    def ask() -> None:
+        try:
+            answer["done"] = committed_all(settings)
+        except Exception:  # noqa: BLE001 - the broker may still be away
+            answer["done"] = False
+
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return answer.get("done", False)
+
+
 def halves(data: SyntheticData) -> tuple[SyntheticData, SyntheticData]:
     """The first and second half of the deployments' records."""
     ids = sorted(data.expected)
@@ -235,12 +255,9 @@ def run_fault(name: str, clickhouse: PrivateServer, kafka: KafkaService, base: S
     while time.monotonic() < deadline:
         if run.sink is None or run.sink.poll() is not None:
             run.sink = start_sink(settings, run.log)  # a supervisor's restart
-        try:
-            if committed_all(settings):
-                settled = time.monotonic() - published
-                break
-        except Exception:  # noqa: BLE001, S110 - the broker may still be away
-            pass
+        if caught_up(settings):
+            settled = time.monotonic() - published
+            break
         time.sleep(1.0)
     time.sleep(2.0)  # the sink's last rollup
     if run.sink is not None:

@@ -82,6 +82,9 @@ log = logging.getLogger(__name__)
 
 STAGE = "sink"
 
+# blocks during which the sink keeps polling: a poll is how a consumer rejoins its group
+POLLING_CAUSES = frozenset({"kafka_unassigned", "kafka_stalled"})
+
 
 @dataclass(frozen=True)
 class Route:
@@ -434,7 +437,7 @@ class Sink:
     def step(self, stop: threading.Event | None = None) -> None:
         """One poll, then every batch that is due; while blocked, retry without polling."""
         now = time.monotonic()
-        if self.block.blocked and self.block.cause != "kafka_unassigned":
+        if self.block.blocked and self.block.cause not in POLLING_CAUSES:
             # consumption is paused simply by not polling: nothing more is held in memory.
             # Past max.poll.interval.ms the group moves on and uncommitted batches are
             # re-read from the committed offsets, which is exactly as safe.
@@ -462,7 +465,7 @@ class Sink:
                 buffer.seal_if_due(now, self.options.linger_s, caught_up)
             if not self._flush(tp, buffer):
                 return
-        self._watch_assignment(now)
+        self._watch_assignment(now, got_records=any(polled.values()))
         self._update_lag()
         self._maybe_rollup()
         self._maybe_retention()
@@ -534,18 +537,19 @@ class Sink:
     def after_insert(self, batch: Batch) -> None:
         """Called between a batch's insert and its commit (a seam for fault tests)."""
 
-    # --- a consumer left without partitions -----------------------------------------
-    def _watch_assignment(self, now: float) -> None:
-        """Blocked ("kafka_unassigned") while no partition is assigned and nobody commits.
+    # --- a consumer that gets nothing while records wait ------------------------------
+    def _watch_assignment(self, now: float, got_records: bool = False) -> None:
+        """Blocked while the consumer gets nothing, records wait and nobody commits.
 
-        After a broker restart kafka-python's consumer can stay without partitions;
-        the group's committed offsets not moving while records wait tells that
-        apart from a peer sink that holds them all.
+        After a broker restart kafka-python's consumer can stay without partitions
+        ("kafka_unassigned") or keep a stale assignment it fetches nothing from
+        ("kafka_stalled"); the group's committed offsets not moving while records
+        wait tells either apart from an idle sink or a peer that holds them all.
         """
-        if self.consumer.assignment():
+        if got_records:
             self._unassigned_since = None
             self._committed_total = None
-            if self.block.cause == "kafka_unassigned":
+            if self.block.cause in POLLING_CAUSES:
                 self._unblocked()
             return
         if self._unassigned_since is None:
@@ -559,11 +563,13 @@ class Sink:
         if waiting is None:
             return
         if waiting:
-            reason = f"no partition assigned for {waited:.0f}s while {waiting}"
-            self._blocked_by("kafka_unassigned", reason)
+            assigned = bool(self.consumer.assignment())
+            cause = "kafka_stalled" if assigned else "kafka_unassigned"
+            what = "nothing fetched" if assigned else "no partition assigned"
+            self._blocked_by(cause, f"{what} for {waited:.0f}s while {waiting}")
             # join the group again with fresh metadata; failing that, the bound restarts us
             self._rejoin()
-        elif self.block.cause == "kafka_unassigned":
+        elif self.block.cause in POLLING_CAUSES:
             self._unblocked()
 
     def _rejoin(self) -> None:

@@ -39,6 +39,7 @@ CAUSES: tuple[str, ...] = (
     "disk",
     "overloaded",
     "kafka_unassigned",
+    "kafka_stalled",
     "kafka",
     "unknown",
 )

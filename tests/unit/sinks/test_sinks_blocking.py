@@ -185,9 +185,26 @@ def test_no_partitions_while_records_wait_and_nobody_commits_is_blocked() -> Non
     polls = consumer.polls
     _steps(sink)
     assert consumer.polls > polls, "it keeps polling: polling is how it rejoins the group"
+    # the rejoin works: partitions, and records again
+    scan = generate(4, deployments=1, scans_per_deployment=1, alerts_per_deployment=0).scans[0]
     consumer.assigned = {consumer.tp}
+    consumer.pending = [Record(0, b"site", encode("Scan", scan), 1_000)]
     _steps(sink, 1)
     assert sink.status() == (True, "ready")
+
+
+def test_an_assignment_that_fetches_nothing_while_records_wait_is_blocked() -> None:
+    db = WrongPassword()
+    db.fixed = True
+    settings = Settings()
+    consumer = Unassigned(TP(settings.topic_scans, 0))
+    consumer.assigned = {consumer.tp}  # stale: the broker restarted, nothing comes
+    options = SinkOptions(unassigned_grace_s=0.01, rollup_interval_s=1e9, retention_interval_s=0)
+    sink = Sink(settings, db, consumer, FakeProducer(), options)
+    _steps(sink)
+    assert sink.block.cause == "kafka_stalled"
+    assert "nothing fetched" in sink.status()[1]
+    assert consumer.subscriptions >= 1  # it joined the group again
 
 
 def test_a_peer_that_commits_is_not_a_block() -> None:
