@@ -357,33 +357,12 @@ class Sink:
             self.consumer.partitions_for_topic(topic)
         self.consumer.subscribe(sorted(self.routes), listener=Listener())
 
-    def _await_topic_metadata(self, stop: threading.Event) -> None:
-        """Before joining the group: the broker's metadata lists every routed topic.
-
-        Seen on a freshly started stack: a consumer that joins while its
-        metadata lacks a topic logs "No partition metadata for topic", is
-        assigned nothing and does not rejoin for minutes, so nothing is
-        written although records wait.
-        """
-        logged = False
-        while not stop.is_set():
-            missing = [t for t in sorted(self.routes) if not self.consumer.partitions_for_topic(t)]
-            if not missing:
-                return
-            if not logged:
-                log.warning("sink: waiting for the metadata of %s", ", ".join(missing))
-                logged = True
-            stop.wait(1.0)
-
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set; a final rollup of what was written.
 
         Raises :class:`SinkBlockedTooLong` after ``max_blocked_s`` of blocking.
         """
         self._await_clickhouse(stop)
-        if stop.is_set():
-            return
-        self._await_topic_metadata(stop)
         if stop.is_set():
             return
         self.subscribe()
