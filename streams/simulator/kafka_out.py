@@ -6,6 +6,13 @@ value Avro single-object encoded by :func:`schemas.codec.encode`; a
 tombstone is a null value. ``max_in_flight_requests_per_connection=1`` keeps
 the order within a partition even when a send is retried.
 
+Across topics a retried send can arrive after later records of another
+partition (seen with a broker SIGKILLed mid-run: a watchlist batch waited for
+its new leader while the detections it serves were already matched). So the
+producer is flushed before the first detection after any watchlist or
+operations record: a list and a window are on the broker before the faces
+they serve, as with the real tools, which write them hours ahead.
+
 Pacing: with ``speed`` S > 0, one wall-clock second covers S seconds of event
 time, except that no single gap between two records waits longer than
 ``max_gap_s`` (weeks of idle time between deployments would otherwise take
@@ -31,6 +38,9 @@ RECORD_NAMES: dict[str, str] = {
     short: RECORD_TOPICS[short].schema
     for short in (DETECTIONS, WATCHLIST, OPERATIONS, ADJUDICATIONS)
 }
+
+# what detections are gated and matched against
+REFERENCE = frozenset({WATCHLIST, OPERATIONS})
 
 
 def topic_names(settings: Settings) -> dict[str, str]:
@@ -102,9 +112,15 @@ def publish(
     counts = dict.fromkeys(RECORD_NAMES, 0)
     pacer = Pacer(speed, max_gap_s)
     failures: list[BaseException] = []
+    reference_in_flight = False
     try:
         for item in records:
             pacer.wait(item.at_ms)
+            if item.topic in REFERENCE:
+                reference_in_flight = True
+            elif item.topic == DETECTIONS and reference_in_flight:
+                producer.flush()
+                reference_in_flight = False
             value = None if item.value is None else encode(RECORD_NAMES[item.topic], item.value)
             future = producer.send(topics[item.topic], key=item.key, value=value)
             future.add_errback(failures.append)

@@ -61,6 +61,7 @@ class _FakeProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None]] = []
         self.flushed = False
+        self.flushed_after: list[int] = []  # how many records were sent at each flush
 
     def send(self, topic: str, key: bytes | None = None, value: bytes | None = None) -> _Future:
         self.sent.append((topic, key, value))
@@ -68,6 +69,7 @@ class _FakeProducer:
 
     def flush(self) -> None:
         self.flushed = True
+        self.flushed_after.append(len(self.sent))
 
 
 def test_publish_encodes_in_order_with_settings_topics() -> None:
@@ -100,6 +102,25 @@ def test_publish_encodes_in_order_with_settings_topics() -> None:
         assert {k: v for k, v in decoded.items() if not isinstance(v, float)} == {
             k: v for k, v in item.value.items() if not isinstance(v, float)
         }
+
+
+def test_reference_records_are_flushed_before_the_detections_they_serve() -> None:
+    settings = Settings()
+    records = list(timeline(build_scenario("small", 11)))
+    producer = _FakeProducer()
+    publish(records, settings, producer=producer)
+    reference = {settings.topic_watchlist, settings.topic_operations}
+    flushed = set(producer.flushed_after)
+    unflushed_reference = False
+    for i, (topic, _, _) in enumerate(producer.sent):
+        if i in flushed:
+            unflushed_reference = False
+        if topic == settings.topic_detections:
+            assert not unflushed_reference, f"detection #{i} sent while a reference record waits"
+        elif topic in reference:
+            unflushed_reference = True
+    # one flush per switch from reference records to detections, not one per record
+    assert 1 < len(producer.flushed_after) < len(records) / 10
 
 
 def test_pacer_follows_event_time_and_caps_gaps() -> None:
