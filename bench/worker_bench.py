@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from ceiling_loop import same_work_loop
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTopicPartition
 
@@ -136,13 +137,46 @@ def scan_timestamps(settings: Settings, expected: int, timeout: float) -> list[i
 WORKER_LOG_LEVEL = os.environ.get("LFR_BENCH_WORKER_LOG", "WARNING")
 
 
-def run_worker(settings: Settings, detections: int) -> dict[str, Any]:
+# LFR_BENCH_PYSPY=DIR samples the worker with py-spy (pip install py-spy) into DIR
+PYSPY_DIR = os.environ.get("LFR_BENCH_PYSPY")
+
+
+def start_worker(settings: Settings) -> tuple[subprocess.Popen[bytes], Any]:
+    """The worker as a subprocess (the project's CLI); its log file."""
     log = open(settings.state_dir / "worker.log", "wb")
     # fixed argv: this interpreter running the project's own CLI
     proc = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "streams.cli", "--log-level", WORKER_LOG_LEVEL, "worker"],
         cwd=ROOT, env={**os.environ, **env_of(settings)}, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    return proc, log
+
+
+def stop_worker(proc: subprocess.Popen[bytes], log: Any) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def start_profiler(proc: subprocess.Popen[bytes], name: str) -> subprocess.Popen[bytes] | None:
+    if not PYSPY_DIR:
+        return None
+    Path(PYSPY_DIR).mkdir(parents=True, exist_ok=True)
+    out = Path(PYSPY_DIR) / f"{name}.txt"
+    # fixed argv: the profiler from this environment, on the worker just started
+    return subprocess.Popen(  # noqa: S603
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(proc.pid),
+         "--format", "raw", "--rate", "200", "--nonblocking", "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def run_worker(settings: Settings, detections: int, name: str = "worker") -> dict[str, Any]:
+    proc, log = start_worker(settings)
+    profiler = start_profiler(proc, name)
     try:
         stamps = scan_timestamps(settings, detections, timeout=900)
         if len(stamps) < detections:
@@ -159,12 +193,10 @@ def run_worker(settings: Settings, detections: int) -> dict[str, Any]:
         return {"detections": detections, "seconds": seconds,
                 "per_second": detections / seconds, "alerts": alerts}  # fmt: skip
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
+        stop_worker(proc, log)
 
 
 def bare_matmul(watchlist: np.ndarray, repeats: int = 20) -> dict[str, Any]:
@@ -212,13 +244,15 @@ def stamp_scans_on_append(settings: Settings) -> None:
         admin.close()
 
 
-def scenario(watchlist_size: int, detections: int, hits: int) -> tuple[Settings, dict, np.ndarray]:
+def scenario(
+    watchlist_size: int, detections: int, hits: int, name: str
+) -> tuple[Settings, dict, np.ndarray]:
     settings = settings_for(uuid.uuid4().hex[:8])
     create_topics(settings)
     stamp_scans_on_append(settings)
     watchlist = unit_rows(np.random.default_rng(1), watchlist_size)
     publish(settings, watchlist, detections, hits)
-    return settings, run_worker(settings, detections), watchlist
+    return settings, run_worker(settings, detections, name), watchlist
 
 
 def cleanup(settings: Settings) -> None:
@@ -234,27 +268,42 @@ def cleanup(settings: Settings) -> None:
         admin.close()
 
 
-def main() -> int:
-    big_n = int(os.environ.get("LFR_BENCH_BIG_DETECTIONS", "20000"))
-    small_n = int(os.environ.get("LFR_BENCH_SMALL_DETECTIONS", "50000"))
-    settings, big, watchlist = scenario(16_000, big_n, hits=200)
+def big_watchlist(detections: int) -> dict[str, Any]:
+    """16,000 x 512: the worker beside a bare matmul of the same shapes."""
+    settings, worker, watchlist = scenario(16_000, detections, hits=200, name="big")
     cleanup(settings)
     matmul = bare_matmul(watchlist)
-    settings, small, _ = scenario(10, small_n, hits=100)
-    raw = asyncio.run(raw_consume(settings, small_n))
-    cleanup(settings)
-    result = {
+    return {"worker": worker, "bare_numpy_matmul": matmul,
+            "ratio_worker_to_matmul": worker["per_second"] / matmul["per_second"]}  # fmt: skip
+
+
+def small_watchlist(detections: int) -> dict[str, Any]:
+    """10 entries: the worker beside the same work in plain aiokafka and a bare consume loop."""
+    settings, worker, _ = scenario(10, detections, hits=100, name="small")
+    try:
+        ceiling = asyncio.run(same_work_loop(settings, detections))
+        raw = asyncio.run(raw_consume(settings, detections))
+    finally:
+        cleanup(settings)
+    return {"worker": worker, "aiokafka_same_work": ceiling, "raw_aiokafka_consume": raw,
+            "ratio_worker_to_same_work": worker["per_second"] / ceiling["per_second"],
+            "ratio_worker_to_raw_consume": worker["per_second"] / raw["per_second"]}  # fmt: skip
+
+
+def main() -> int:
+    parts = os.environ.get("LFR_BENCH_PARTS", "big,small").split(",")
+    big_n = int(os.environ.get("LFR_BENCH_BIG_DETECTIONS", "20000"))
+    small_n = int(os.environ.get("LFR_BENCH_SMALL_DETECTIONS", "50000"))
+    result: dict[str, Any] = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "watchlist_16000x512": {
-            "worker": big, "bare_numpy_matmul": matmul,
-            "ratio_worker_to_matmul": big["per_second"] / matmul["per_second"],
-        },
-        "watchlist_10": {
-            "worker": small, "raw_aiokafka_consume": raw,
-            "ratio_worker_to_raw_consume": small["per_second"] / raw["per_second"],
-        },
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_1m": os.getloadavg()[0]},
     }  # fmt: skip
+    if "big" in parts:
+        result["watchlist_16000x512"] = big_watchlist(big_n)
+    if "small" in parts:
+        result["watchlist_10"] = small_watchlist(small_n)
+    result["machine"]["load_average_1m_after"] = os.getloadavg()[0]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
