@@ -55,14 +55,21 @@ def top1(
     scores = queries @ snapshot.matrix.T
     if captured_at_ms is not None and snapshot.has_removals:
         scores[~snapshot.valid_at(captured_at_ms)] = -np.inf
-    rough = scores.max(axis=1)
-    # every (query, row) pair within the margin of the query's best, in
-    # row-major order: queries ascending, rows ascending within each query
+    top = scores.argmax(axis=1)
+    rough = scores[np.arange(m), top]
+    # candidates: every row within the margin of its query's best; most
+    # queries have one (the argmax), so only the others search their row
     near = scores >= (rough - CANDIDATE_MARGIN)[:, None]
-    finite = np.isfinite(rough)
-    if not finite.all():
-        near[~finite] = False  # no valid row at all: no candidate
-    query_of, row_of = np.nonzero(near)
+    counts = np.count_nonzero(near, axis=1)
+    finite = np.isfinite(rough)  # no valid row at all: no candidate
+    single = np.flatnonzero(finite & (counts == 1))
+    several = np.flatnonzero(finite & (counts > 1))
+    several_of, several_rows = np.nonzero(near[several])
+    # (query, row) pairs in row-major order: queries ascending, rows ascending within each
+    query_of = np.concatenate([single, several[several_of]])
+    row_of = np.concatenate([top[single], several_rows])
+    order = np.argsort(query_of, kind="stable")
+    query_of, row_of = query_of[order], row_of[order]
     if len(query_of) == 0:
         return rows, best
     # the same float64 product and summation per pair as for one query alone
