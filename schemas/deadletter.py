@@ -20,23 +20,12 @@ from typing import Any
 
 from schemas.codec import shared_codec
 from schemas.errors import SchemaFileError
-from streams.settings import Settings
 
 MAX_MESSAGE_CHARS = 500
 
 _BYTES_LITERAL = re.compile(r"""b(['"]).*?(?<!\\)\1|bytearray\(.*?\)""", re.DOTALL)
 _ESCAPED_BYTES = re.compile(r"(?:\\x[0-9a-fA-F]{2}){4,}")
 _LONG_HEX = re.compile(r"[0-9a-fA-F]{64,}")
-
-
-def biometric_topics(settings: Settings) -> frozenset[str]:
-    """The topics whose values carry templates, as the settings name them.
-
-    Their payload is never dead-lettered and their keys lose the subject part.
-    There is no default list: a renamed topic must never fall back to being
-    treated as non-biometric.
-    """
-    return frozenset({settings.topic_detections, settings.topic_watchlist})
 
 
 @functools.cache
@@ -92,8 +81,10 @@ def dead_letter(
     """A DeadLetter record for a record that failed at ``stage``.
 
     ``biometric`` lists the topics whose payload must not be kept and whose
-    keys lose their subject part: :func:`biometric_topics` of the settings, or
-    the source topic itself when the caller knows the input is biometric.
+    keys lose their subject part: the topic catalogue's
+    ``streams.topics.biometric_topic_names(settings)``, or the source topic
+    itself when the caller knows the input is biometric. There is no default:
+    a renamed topic must never fall back to being treated as non-biometric.
     """
     raw = bytes(payload) if payload is not None else b""
     is_biometric = topic in biometric

@@ -48,7 +48,8 @@ class Blockage:
         metrics.BLOCKED.labels(cause).set(1)
         self.attempts += 1
         delay = min(self.max_backoff_s, self.first_backoff_s * 2 ** min(self.attempts - 1, 16))
-        self.retry_at = now + delay
+        # the last attempt falls on the bound, so giving up is never later than it
+        self.retry_at = min(now + delay, self.since + self.max_blocked_s)
         return news
 
     def due(self, now: float) -> bool:

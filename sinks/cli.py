@@ -216,6 +216,10 @@ def run_sink(args: argparse.Namespace, settings: Settings, sink_class: type[Sink
     from streams.log_limit import install
 
     install()  # repeated dead-letter and connection lines: a few a minute, the rest counted
+    if not getattr(args, "debug", False):
+        # its "Failed to connect" warnings (with a traceback each) repeat what the
+        # sink's one "blocked" line already says
+        logging.getLogger("clickhouse_driver").setLevel(logging.ERROR)
     # inserts and the rollup's INSERT ... SELECT need only the ingest user; retention's
     # partition drops are DDL, which the ingest user may not run, so they log in as admin
     db = connect(settings, "ingest")

@@ -46,7 +46,7 @@ import numpy as np
 from kafka.errors import CommitFailedError, KafkaError
 
 from schemas.codec import decode, encode
-from schemas.deadletter import biometric_topics, dead_letter, reasons
+from schemas.deadletter import dead_letter, reasons
 from schemas.errors import SchemaError
 from sinks import metrics
 from sinks.batching import Batch, Message, PartitionBuffer, bisect
@@ -76,6 +76,7 @@ from sinks.rows import (
 from streams.failures import CAUSES, classify_exception
 from streams.log_limit import limited
 from streams.settings import Settings
+from streams.topics import biometric_topic_names
 
 log = logging.getLogger(__name__)
 
@@ -286,8 +287,9 @@ class Sink:
         self.producer = producer
         self.routes = routes_for(settings)
         self.writer = BatchWriter(db, settings.clickhouse_database, self.routes,
-                                  biometric_topics(settings))  # fmt: skip
+                                  biometric_topic_names(settings))  # fmt: skip
         self.buffers: dict[Any, PartitionBuffer] = {}
+        self._rewind: dict[Any, int] = {}  # revoked partition -> first uncommitted offset
         self.block = Blockage(self.options.max_blocked_s, self.options.max_backoff_s)
         self._unassigned_since: float | None = None
         self._next_assignment_check = 0.0
@@ -306,16 +308,31 @@ class Sink:
 
     # --- rebalance listener (kafka-python calls these inside poll) -----------
     def on_partitions_revoked(self, revoked: Any) -> None:
-        """Forget uncommitted batches of lost partitions: their new owner re-reads them."""
+        """Forget uncommitted batches of revoked partitions, noting where they began.
+
+        A partition that comes straight back keeps its fetch position in
+        kafka-python (3.x preserves the state of partitions in both the old and
+        the new assignment), so the records forgotten here would be skipped:
+        :meth:`on_partitions_assigned` seeks it back to the first of them. A
+        partition that goes elsewhere is re-read by its new owner from the
+        committed offset.
+        """
         for tp in revoked:
-            self.buffers.pop(tp, None)
+            buffer = self.buffers.pop(tp, None)
+            first = buffer.first_uncommitted() if buffer is not None else None
+            if first is not None:
+                self._rewind[tp] = first
             try:
                 metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
             except KeyError:
                 pass  # never reported: no record seen since it was assigned
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        """Nothing to do: consumption resumes at the committed offsets."""
+        """Seek partitions that came back to their first uncommitted offset."""
+        rewind, self._rewind = self._rewind, {}
+        for tp in assigned:
+            if tp in rewind:
+                self.consumer.seek(tp, rewind[tp])
 
     # --- loop ------------------------------------------------------------------
     def subscribe(self) -> None:
@@ -331,7 +348,29 @@ class Sink:
             def on_partitions_assigned(self, assigned: Any) -> None:
                 sink.on_partitions_assigned(assigned)
 
+        # the group leader assigns only partitions its metadata knows: ask for the
+        # topics first, or a sink started right after they were created gets none
+        for topic in sorted(self.routes):
+            self.consumer.partitions_for_topic(topic)
         self.consumer.subscribe(sorted(self.routes), listener=Listener())
+
+    def _await_topic_metadata(self, stop: threading.Event) -> None:
+        """Before joining the group: the broker's metadata lists every routed topic.
+
+        Seen on a freshly started stack: a consumer that joins while its
+        metadata lacks a topic logs "No partition metadata for topic", is
+        assigned nothing and does not rejoin for minutes, so nothing is
+        written although records wait.
+        """
+        logged = False
+        while not stop.is_set():
+            missing = [t for t in sorted(self.routes) if not self.consumer.partitions_for_topic(t)]
+            if not missing:
+                return
+            if not logged:
+                log.warning("sink: waiting for the metadata of %s", ", ".join(missing))
+                logged = True
+            stop.wait(1.0)
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set; a final rollup of what was written.
@@ -339,6 +378,9 @@ class Sink:
         Raises :class:`SinkBlockedTooLong` after ``max_blocked_s`` of blocking.
         """
         self._await_clickhouse(stop)
+        if stop.is_set():
+            return
+        self._await_topic_metadata(stop)
         if stop.is_set():
             return
         self.subscribe()
@@ -446,10 +488,14 @@ class Sink:
                 self._blocked_by(exc.cause, str(exc))
                 return False
             except CommitFailedError as exc:
-                # the group moved the partition on: its new owner re-reads the batch
-                log.warning("commit of %s refused, the group rebalanced: %s", batch.token, exc,
-                            extra=limited("sink.commit_failed"))  # fmt: skip
-                self.buffers.pop(tp, None)
+                # the broker answered: not a block, but this member is out of the group
+                # (e.g. after a broker restart). Join again; partitions that come back
+                # are re-read from their first uncommitted offset, the others by their
+                # new owner from the committed one
+                log.warning("commit of %s refused, joining the group again: %s", batch.token,
+                            exc, extra=limited("sink.commit_failed"))  # fmt: skip
+                self._unblocked()
+                self._rejoin()
                 return False
             except KafkaError as exc:
                 batch.attempts += 1
@@ -515,8 +561,16 @@ class Sink:
         if waiting:
             reason = f"no partition assigned for {waited:.0f}s while {waiting}"
             self._blocked_by("kafka_unassigned", reason)
+            # join the group again with fresh metadata; failing that, the bound restarts us
+            self._rejoin()
         elif self.block.cause == "kafka_unassigned":
             self._unblocked()
+
+    def _rejoin(self) -> None:
+        """Leave and join the group again, forgetting (and noting) what is uncommitted."""
+        self.on_partitions_revoked(list(self.buffers))
+        self.consumer.unsubscribe()
+        self.subscribe()
 
     def _records_waiting(self) -> str | None:
         """Why the group looks stuck ("" when it does not; None: ask again later)."""

@@ -13,7 +13,9 @@ storage itself, not from the application's intentions:
 - the watchlist topic reports, for each deployment that has ENDED or was
   CANCELLED, how long after the end any record of its watchlist (template
   or tombstone, whose key names the subject) is still there, against the
-  retirement grace plus the compaction bound;
+  retirement grace plus the compaction bound; and the records of watchlists
+  that no deployment names, against a day (a watchlist is built at most
+  24 h before its deployment) plus the compaction bound;
 - each ClickHouse row table that concerns a person reports its oldest row
   against its retention in days (day partitions: one day more, plus the
   sink's retention interval).
@@ -21,7 +23,8 @@ storage itself, not from the application's intentions:
 Exit status 1 when any store breaches its limit. ``--serve`` keeps running
 and exposes the same figures as ``lfr_retention_oldest_age_seconds{store}``
 and ``lfr_retention_limit_seconds{store}`` for the ``LfrRetentionBreached``
-alert.
+alert, with /healthz (the process serves) and /readyz (the last audit read
+every store) for the probes of the chart's audit Deployment.
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from streams.errors import CommandError
 from streams.settings import Settings
@@ -163,13 +169,8 @@ def topic_limit_s(topic: Topic, settings: Settings) -> float | None:
     return base / 1000
 
 
-def ended_deployments(operations: Iterable[Raw]) -> dict[str, tuple[str, int]]:
-    """watchlist_id -> (deployment, when its end was published, ms) for ended watchlists.
-
-    A watchlist counts as ended when every deployment using it is ENDED or
-    CANCELLED (its latest version by updated_at); the time is the latest
-    such end's Kafka timestamp.
-    """
+def _latest_windows(operations: Iterable[Raw]) -> dict[str, tuple[int, str, str, int]]:
+    """deployment -> (updated_at ms, watchlist_id, status, Kafka timestamp) of its latest."""
     from schemas.codec import decode
     from schemas.errors import SchemaError
 
@@ -185,6 +186,22 @@ def ended_deployments(operations: Iterable[Raw]) -> dict[str, tuple[str, int]]:
         held = latest.get(w["deployment_id"])
         if held is None or updated >= held[0]:
             latest[w["deployment_id"]] = (updated, w["watchlist_id"], w["status"], r.timestamp_ms)
+    return latest
+
+
+def watchlists_in_use(operations: Iterable[Raw]) -> set[str]:
+    """Every watchlist_id some deployment on lfr.operations names."""
+    return {watchlist_id for _, watchlist_id, _, _ in _latest_windows(operations).values()}
+
+
+def ended_deployments(operations: Iterable[Raw]) -> dict[str, tuple[str, int]]:
+    """watchlist_id -> (deployment, when its end was published, ms) for ended watchlists.
+
+    A watchlist counts as ended when every deployment using it is ENDED or
+    CANCELLED (its latest version by updated_at); the time is the latest
+    such end's Kafka timestamp.
+    """
+    latest = _latest_windows(operations)
     by_watchlist: dict[str, list[tuple[str, str, int]]] = {}
     for deployment, (_, watchlist_id, status, ts) in latest.items():
         by_watchlist.setdefault(watchlist_id, []).append((deployment, status, ts))
@@ -210,6 +227,18 @@ def watchlist_age(
             since = max(0.0, (now_ms - ended[watchlist_id][1]) / 1000)
             worst = since if worst is None else max(worst, since)
     return count, worst
+
+
+def unassigned_age(
+    records: Iterable[Raw], in_use: set[str], now_ms: int
+) -> tuple[int, float | None]:
+    """(records of watchlists no deployment names, age of the oldest in s)."""
+    orphans = [
+        r for r in records
+        if r.key is not None and not is_roll_marker(r.key)
+        and bytes(r.key).decode("utf-8", "replace").partition(":")[0] not in in_use
+    ]  # fmt: skip
+    return len(orphans), oldest_age_s(orphans, now_ms)
 
 
 def kafka_stores(settings: Settings, now_ms: int) -> list[StoreAge]:
@@ -248,6 +277,13 @@ def kafka_stores(settings: Settings, now_ms: int) -> list[StoreAge]:
         stores.append(
             StoreAge("watchlist-ended", f"{settings.topic_watchlist}: entries of ended "
                      "deployments (templates and subject keys)", count, age, limit)
+        )  # fmt: skip
+        # a watchlist is built at most a day before its deployment: one that no
+        # deployment names after that is held for nothing
+        count, age = unassigned_age(watchlist, watchlists_in_use(operations), now_ms)
+        stores.append(
+            StoreAge("watchlist-unassigned", f"{settings.topic_watchlist}: entries of "
+                     "watchlists no deployment names", count, age, DAY_S + bound / 1000)
         )  # fmt: skip
     # Faust's own topics of this app that the catalogue does not name (leader, repartition)
     for name in sorted(present - known):
@@ -394,17 +430,62 @@ def _retention(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if any(s.breach for s in stores) else 0
 
 
-def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from prometheus_client import start_http_server
+class Readiness:
+    """What /readyz answers: ready once the latest audit read every store."""
 
-    start_http_server(args.serve, registry=REGISTRY)
+    def __init__(self) -> None:
+        self.state: tuple[bool, str] = (False, "no audit has finished yet")
+
+    def audited(self, stores: list[StoreAge]) -> None:
+        """The latest audit read every store."""
+        breaches = sum(s.breach for s in stores)
+        self.state = (True, f"audited {len(stores)} stores, {breaches} in breach")
+
+    def failed(self, exc: Exception) -> None:
+        """The latest audit could not read a store (the gauges keep the previous figures)."""
+        self.state = (False, f"the last audit failed: {type(exc).__name__}: {exc}")
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the http.server API
+        log.debug(format, *args)
+
+
+def serve_http(
+    port: int,
+    readiness: Readiness,
+    host: str = "0.0.0.0",  # noqa: S104 - scraped and probed from other hosts
+) -> ThreadingWSGIServer:
+    """/metrics (the audit's gauges), /healthz and /readyz on a daemon thread."""
+    metrics = make_wsgi_app(REGISTRY)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path not in ("/healthz", "/readyz"):
+            return metrics(environ, start_response)
+        ok, reason = (True, "ok") if path == "/healthz" else readiness.state
+        start_response("200 OK" if ok else "503 Service Unavailable",
+                       [("Content-Type", "text/plain; charset=utf-8")])  # fmt: skip
+        return [reason.encode() + b"\n"]
+
+    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="audit-http", daemon=True).start()
+    return server
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    readiness = Readiness()
+    serve_http(args.serve, readiness)
+    log.info("retention audit every %.0f s; metrics on :%d/metrics", args.interval, args.serve)
     while True:
         try:
             stores = _run(args, settings)
-        except Exception:  # noqa: BLE001 - an unreachable store: retry next round
+        except Exception as exc:  # noqa: BLE001 - an unreachable store: retry next round
             log.exception("retention audit failed; retrying in %.0f s", args.interval)
+            readiness.failed(exc)
         else:
             publish(stores)
+            readiness.audited(stores)
         time.sleep(args.interval)
 
 

@@ -24,7 +24,7 @@ DEV_PSEUDONYM_KEY = "local-development-only-key-never-use-it-in-production"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-KAFKA_BOOTSTRAP_TIMEOUT_MS = 6000
+KAFKA_BOOTSTRAP_TIMEOUT_MS = 5000
 
 
 class Settings(BaseSettings):
@@ -236,7 +236,9 @@ class Settings(BaseSettings):
         ge=0,
         description=(
             "Longest time (wall clock) a removed or ended watchlist stays in a worker's "
-            "memory while the detections stream catches up to its end."
+            "memory while the detections stream catches up to its end, counted from when "
+            "the worker knows both the end and a deployment using the list (a list no known "
+            "deployment uses is kept: its window may arrive later)."
         ),
     )
     max_payload_bytes: int = Field(

@@ -253,7 +253,7 @@ def wait_for_broker(settings: Settings, timeout_s: float) -> None:
     from kafka.errors import KafkaError
 
     deadline = time.monotonic() + timeout_s
-    config = {**settings.kafka_python_config(), "bootstrap_timeout_ms": 5000}
+    config = settings.kafka_python_config()
     with recording_client_failures() as recorder:
         while True:
             try:

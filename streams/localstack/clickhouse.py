@@ -64,7 +64,9 @@ class ClickHouseService(LocalService):
 
     @property
     def endpoint(self) -> str:
-        native = "native TLS" if self.security else "native"
+        if self.security:
+            return f"127.0.0.1:{self.settings.clickhouse_port} (native TLS only)"
+        native = "native"
         return (
             f"127.0.0.1:{self.settings.clickhouse_port} ({native}), "
             f"http://127.0.0.1:{self.settings.clickhouse_http_port} (HTTP)"
@@ -92,7 +94,9 @@ class ClickHouseService(LocalService):
             return text
         tls = self.security.tls
         secure = OPENSSL_SERVER.format(port=port, cert=tls.server_cert, key=tls.server_key)
-        return text.replace(f"    <tcp_port>{port}</tcp_port>\n", secure)
+        # TLS only: the plaintext native and HTTP listeners go
+        http = f"    <http_port>{self.settings.clickhouse_http_port}</http_port>\n"
+        return text.replace(f"    <tcp_port>{port}</tcp_port>\n", secure).replace(http, "")
 
     def users(self) -> str:
         """users.xml of the secured stack: the local users, each with a generated password."""

@@ -315,13 +315,15 @@ def cluster_brokers(
     level = kafka_log.level
     kafka_log.setLevel(logging.CRITICAL)
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
-            request_timeout_ms=int(timeout_s * 1000),
-            bootstrap_timeout_ms=int(timeout_s * 1000),
-            client_id="lfr-stack-probe",
+        # the probe's own address and timeouts win over those of a client config
+        options = {
             **(config or {}),
-        )
+            "bootstrap_servers": bootstrap,
+            "request_timeout_ms": int(timeout_s * 1000),
+            "bootstrap_timeout_ms": int(timeout_s * 1000),
+            "client_id": "lfr-stack-probe",
+        }
+        admin = KafkaAdminClient(**options)
     except (KafkaError, OSError, ValueError):
         return set()
     else:

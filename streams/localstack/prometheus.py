@@ -1,4 +1,4 @@
-"""Debian's Prometheus, scraping the project's worker and sink, loading its rules."""
+"""Debian's Prometheus, scraping the worker, the sink and the retention audit, loading the rules."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from streams.localstack.service import DEPLOY_LOCAL, LocalService
 
 SCRAPE_TEMPLATE = DEPLOY_LOCAL / "prometheus" / "prometheus.yml"
 RULES = DEPLOY_LOCAL.parent / "prometheus" / "rules.yml"
+# `lfr audit retention --serve 9103` (docs/data-lifecycle.md; the chart's audit.port)
+AUDIT_PORT = 9103
 
 
 class PrometheusService(LocalService):
@@ -41,6 +43,7 @@ class PrometheusService(LocalService):
             rule_files=rule_files,
             worker_port=self.settings.worker_metrics_port,
             sink_port=self.settings.sink_metrics_port,
+            audit_port=AUDIT_PORT,
             prometheus_port=self.settings.prometheus_port,
         )
 

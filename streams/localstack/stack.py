@@ -27,16 +27,27 @@ log = logging.getLogger(__name__)
 PLAIN = Topology()
 
 
-def security_of(settings: Settings, topology: Topology) -> StackSecurity | None:
-    """The secured stack's CA, certificates and credentials (created on first use)."""
+def security_of(
+    settings: Settings, topology: Topology, *, create: bool = True
+) -> StackSecurity | None:
+    """The secured stack's CA, certificates and credentials (created on first use).
+
+    Without ``create`` (status, down) nothing is written: a secured stack
+    that never started has no secrets yet, and no process to probe.
+    """
     if not topology.secure:
         return None
-    return StackSecurity.ensure(settings.state_dir.resolve())
+    state = settings.state_dir.resolve()
+    if not create and not (state / "credentials.json").is_file():
+        return None
+    return StackSecurity.ensure(state)
 
 
-def services(settings: Settings, topology: Topology = PLAIN) -> list[LocalService]:
+def services(
+    settings: Settings, topology: Topology = PLAIN, *, create: bool = True
+) -> list[LocalService]:
     """The services of the local stack in start order."""
-    security = security_of(settings, topology)
+    security = security_of(settings, topology, create=create)
     kafka: list[LocalService] = [
         KafkaService(settings, topology, node, security) for node in range(topology.brokers)
     ]
@@ -143,14 +154,14 @@ def down(settings: Settings, *, purge: bool = False, topology: Topology = PLAIN)
             errors.append(str(exc))
         return None
 
-    every = services(settings, topology)
+    every = services(settings, topology, create=False)
     for service in reversed([s for s in every if not isinstance(s, KafkaService)]):
         stop(service)
     # the nodes of a cluster stop together: the last one alone would wait for a quorum
     with ThreadPoolExecutor(max_workers=topology.brokers) as pool:
         list(pool.map(stop, [s for s in every if isinstance(s, KafkaService)]))
     if purge:
-        for service in services(settings, topology):
+        for service in every:
             shutil.rmtree(service.home, ignore_errors=True)
         state = settings.state_dir.resolve()
         for name in ("kafka-cluster-id", "client.env", "credentials.json", "tls", "topology"):
@@ -171,7 +182,7 @@ def status(settings: Settings, topology: Topology = PLAIN) -> list[ServiceStatus
         from streams.localstack.docker import DockerStack
 
         return DockerStack(settings).status()
-    return [service.status() for service in services(settings, topology)]
+    return [service.status() for service in services(settings, topology, create=False)]
 
 
 def client_settings_environment(settings: Settings, topology: Topology) -> dict[str, str]:
@@ -183,7 +194,7 @@ def client_settings_environment(settings: Settings, topology: Topology) -> dict[
         "LFR_CLICKHOUSE_PORT": str(settings.clickhouse_port),
         "LFR_CLICKHOUSE_HTTP_PORT": str(settings.clickhouse_http_port),
     }
-    security = security_of(settings, topology)
+    security = security_of(settings, topology, create=False)
     if security is None:
         # a development stack: the worker may use the known development key
         env["LFR_ALLOW_DEV_PSEUDONYM_KEY"] = "true"

@@ -56,6 +56,7 @@ from streams.worker.outcome_agents import install_outcome_agents
 from streams.worker.pseudonym import Pseudonymiser
 from streams.worker.segment_roll import install_segment_roller
 from streams.worker.source import SourceRecord, reject
+from streams.worker.throttle import ThrottledLog
 from streams.worker.watchlist import WatchlistService
 from streams.worker.web import HealthServer
 from streams.worker.windows import (
@@ -307,27 +308,7 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
     return WorkerRuntime(app=app, watchlist=watchlist, health=health)
 
 
-UNMATCHED_LOG_EVERY_S = 60.0
-"""One log line per site, deployment and rule this often at most; the metric counts each face."""
-_unmatched_logged: dict[tuple[str, str, str], tuple[float, int]] = {}
-
-
-def _log_unmatched(where: tuple[str, str, str], count: int, now_s: float) -> None:
-    last_s, pending = _unmatched_logged.get(where, (float("-inf"), 0))
-    pending += count
-    if now_s - last_s < UNMATCHED_LOG_EVERY_S:
-        _unmatched_logged[where] = (last_s, pending)
-        return
-    _unmatched_logged[where] = (now_s, 0)
-    site_id, deployment_id, rule = where
-    log.warning(
-        "%d gated-in detections at site %s (deployment %s) found their watchlist "
-        "already deleted (%s): not matched",
-        pending,
-        site_id,
-        deployment_id,
-        rule,
-    )
+unmatched_log = ThrottledLog(log)
 
 
 def _count(result: BatchResult) -> None:
@@ -341,4 +322,10 @@ def _count(result: BatchResult) -> None:
     metrics.RECORDS_OUT.labels(stage="alerts").inc(len(result.alerts))
     for where, count in sorted(result.unmatched_retired.items()):
         metrics.UNMATCHED_RETIRED.labels(reason=where[2]).inc(count)
-        _log_unmatched(where, count, time.monotonic())
+        unmatched_log.warning(
+            where,
+            "%d gated-in detections at site %s (deployment %s) found their watchlist "
+            "already deleted (%s): not matched",
+            count,
+            *where,
+        )

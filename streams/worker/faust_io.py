@@ -16,8 +16,10 @@ from streams.settings import Settings
 from streams.worker import metrics
 from streams.worker.reference import Owns
 from streams.worker.source import SourceRecord
+from streams.worker.throttle import ThrottledLog
 
 log = logging.getLogger(__name__)
+dead_letter_log = ThrottledLog(log)
 
 
 def source_of(event: EventT) -> SourceRecord:
@@ -120,7 +122,8 @@ class Outputs:
         for letter in letters:
             metrics.DEAD_LETTERS.labels(stage=stage, reason=letter["reason"]).inc()
             futures.append(await self.send(self.dlq, letter["source_topic"], "DeadLetter", letter))
-            log.warning(
+            dead_letter_log.warning(
+                (stage, letter["reason"]),
                 "dead letter: %s[%d]@%d stage=%s reason=%s",
                 letter["source_topic"],
                 letter["source_partition"],

@@ -7,7 +7,8 @@ sent. So every agent runs its per-record (or per-batch) work through
 :meth:`AgentGuard.run`:
 
 - an exception is retried in place with backoff (a transient fault: metadata
-  missing for a moment, a broker restarting) for up to ``retry_limit_s``;
+  missing for a moment, a broker restarting) for up to ``retry_limit_s``
+  (and at least :data:`MIN_ATTEMPTS` times);
 - if it still fails, or the work is cancelled half done (rebalance,
   shutdown), the events are *pinned*: their reference count is raised so
   that Faust's acknowledgement never reaches zero, and no offset is
@@ -34,8 +35,10 @@ from streams.worker import metrics
 
 log = logging.getLogger(__name__)
 
-RETRY_LIMIT_S = 30.0
-"""Longest time one record's work is retried before the worker stops."""
+RETRY_LIMIT_S = 120.0
+"""Longest time one record's work is retried before the worker stops (a broker restart
+takes tens of seconds, and one Kafka request may itself wait 40 s)."""
+MIN_ATTEMPTS = 3
 FIRST_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 5.0
 EXIT_CODE = 70
@@ -97,7 +100,8 @@ class AgentGuard:
             except Exception as exc:
                 metrics.AGENT_FAILURES.labels(agent=agent).inc()
                 where = _where(events)
-                if self.clock() - started + backoff > self.retry_limit_s:
+                late = self.clock() - started + backoff > self.retry_limit_s
+                if late and attempt >= MIN_ATTEMPTS:
                     pin(events)
                     self._fail(agent, where, attempt, exc)
                     await _forever()

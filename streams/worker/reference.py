@@ -73,6 +73,8 @@ class ReferenceData:
                 window.ends_at_ms is None or updated_at_ms < window.ends_at_ms
             ):
                 return
+        # refused, but on the topic: the list's purge must tombstone it too
+        self.store.note_on_topic(key, updated_at_ms)
         raise EntryOutsideBuildPeriodError(
             f"template of watchlist {watchlist_id!r} written outside the build period "
             "(24 h before the deployment starts, until it ends) of every deployment using it"

@@ -39,6 +39,7 @@ from streams.worker.errors import WorkerError
 from streams.worker.kafka_config import aiokafka_config
 from streams.worker.reference import Owns, ReferenceData
 from streams.worker.source import SourceRecord, reject
+from streams.worker.throttle import ThrottledLog
 from streams.worker.windows import parse_window
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class WatchlistService(Service):
         self._ends: AIOKafkaConsumer | None = None
         self._targets: dict[TopicPartition, int] = {}
         self._to_purge: set[str] = set()
+        self._dead_letter_log = ThrottledLog(log)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
 
@@ -285,7 +287,8 @@ class WatchlistService(Service):
             key=letter["source_topic"].encode(),
             value=self.codec.encode("DeadLetter", letter),
         )
-        log.warning(
+        self._dead_letter_log.warning(
+            letter["reason"],
             "watchlist record dead-lettered: %s[%d]@%d reason=%s",
             letter["source_topic"],
             letter["source_partition"],

@@ -129,6 +129,11 @@ class WatchlistStore:
         )
         self._touch(watchlist, updated_at_ms)
 
+    def note_on_topic(self, key: str, updated_at_ms: int) -> None:
+        """Note a record on the topic that is not held (refused), so a purge tombstones it."""
+        watchlist_id, subject_id = split_key(key)
+        self._on_topic.setdefault(watchlist_id, {})[subject_id] = updated_at_ms
+
     def note_update(self, watchlist_id: str, updated_at_ms: int) -> None:
         """Note an ``updated_at`` seen for a watchlist (an entry, or a window naming it)."""
         if updated_at_ms > self._newest.get(watchlist_id, updated_at_ms - 1):

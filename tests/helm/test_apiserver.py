@@ -103,6 +103,7 @@ def test_install_runs_the_hooks_in_order_then_creates_the_release(kube: Kube) ->
         ("serviceaccounts", FULLNAME),
         ("services", f"{FULLNAME}-worker"),
         ("services", f"{FULLNAME}-sink"),
+        ("services", f"{FULLNAME}-audit"),
     ]:
         assert _exists(kube, _core(namespace, kind, name)), (kind, name)
     worker = kube.cluster.get(_apps(namespace, "deployments", f"{FULLNAME}-worker"))
@@ -111,6 +112,9 @@ def test_install_runs_the_hooks_in_order_then_creates_the_release(kube: Kube) ->
     config = kube.cluster.get(_core(namespace, "configmaps", f"{FULLNAME}-config"))
     assert config["data"]["LFR_APP_ID"] == FULLNAME
     assert _exists(kube, _apps(namespace, "deployments", f"{FULLNAME}-sink"))
+    # the retention audit, one replica, the source of LfrRetentionBreached
+    audit = kube.cluster.get(_apps(namespace, "deployments", f"{FULLNAME}-audit"))
+    assert audit["spec"]["replicas"] == 1
 
 
 def test_upgrade_to_production_then_roll_back(kube: Kube) -> None:

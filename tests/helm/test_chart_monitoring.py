@@ -101,14 +101,28 @@ def test_monitors_select_the_metrics_ports(
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     selector = monitor["spec"]["selector"]["matchLabels"]
+    (components,) = monitor["spec"]["selector"]["matchExpressions"]
+    assert components["key"] == "app.kubernetes.io/component"
     services = scenarios["production"].of_kind("Service")
     assert {s["metadata"]["labels"]["app.kubernetes.io/component"] for s in services} == {
         "worker",
         "sink",
+        "audit",  # the source of LfrRetentionBreached
     }
     for service in services:
         assert selector.items() <= service["metadata"]["labels"].items()
+        assert service["metadata"]["labels"]["app.kubernetes.io/component"] in components["values"]
         assert service["spec"]["ports"][0]["name"] == "metrics"
     pod_monitor = scenarios["multisite"].one("PodMonitor")
     assert pod_monitor["metadata"]["labels"]["release"] == "prometheus"
     assert pod_monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    pods = pod_monitor["spec"]["selector"]["matchExpressions"][0]["values"]
+    for workload in scenarios["multisite"].of_kind("Deployment"):
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] in pods
+    # without the audit, the monitors select only what the release runs
+    off = render({"audit": {"enabled": False}, "metrics": {"serviceMonitor": {"enabled": True}}})
+    assert off.one("ServiceMonitor")["spec"]["selector"]["matchExpressions"][0]["values"] == [
+        "worker",
+        "sink",
+    ]

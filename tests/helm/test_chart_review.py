@@ -202,7 +202,7 @@ def test_hooks_have_their_own_service_account_and_network_policy(
             )
 
 
-def test_helm_test_pod_checks_worker_sink_kafka_and_clickhouse(
+def test_helm_test_pod_checks_worker_sink_audit_kafka_and_clickhouse(
     scenarios: dict[str, Rendered],
 ) -> None:
     production = scenarios["production"]
@@ -211,6 +211,11 @@ def test_helm_test_pod_checks_worker_sink_kafka_and_clickhouse(
     env = container_env(production, pod)
     assert env["LFR_TEST_WORKER_HOST"] == "lfr-lfr-stream-worker"
     assert env["LFR_TEST_SINK_HOST"] == "lfr-lfr-stream-sink"
+    assert env["LFR_TEST_AUDIT_HOST"] == "lfr-lfr-stream-audit"
+    assert env["LFR_TEST_AUDIT_PORT"] == "9103"
+    # the test pod's own policy lets it reach each port it checks
+    egress = production.one("NetworkPolicy", "-test")["spec"]["egress"][0]["ports"]
+    assert {p["port"] for p in egress} == {9101, 9102, 9103}
     assert "LFR_PSEUDONYM_KEY" not in env
     script = production.one("ConfigMap", "-test")["data"]["check_release.py"]
     assert "def kafka_answers" in script and "def clickhouse_answers" in script

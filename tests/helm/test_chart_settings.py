@@ -30,8 +30,6 @@ CHART_MANAGED = {
     # the pod's own name, on the StatefulSet only (a Deployment's pod names are not stable)
     "worker_group_instance_id": "worker.persistence.enabled",
 }
-# Per pod, never one value for all: the chart derives it from each pod's name.
-PER_POD = frozenset({"worker_group_instance_id"})
 # Only the local development stack reads these; they mean nothing in a cluster.
 LOCAL_STACK_ONLY = frozenset(
     {"stack", "kafka_controller_port", "prometheus_port", "allow_dev_pseudonym_key"}
@@ -44,8 +42,8 @@ CHART_DEFAULT_OVERRIDES = {
     "app_id": None,
 }
 # The secrets each process gets, least privilege: the worker never talks to ClickHouse, the
-# sink never pseudonymises, the hooks create topics and tables as the admin, and only
-# `lfr report` (run outside the chart) reads as the analyst.
+# sink never pseudonymises, the hooks create topics and tables as the admin, and the audit
+# reads as the analyst (here one is set; without it, as the admin: see test_chart_audit).
 SECRETS_OF = {
     "worker": frozenset({"kafka_sasl_password", "kafka_ssl_key_password", "pseudonym_key"}),
     "sink": frozenset(
@@ -57,6 +55,9 @@ SECRETS_OF = {
         }
     ),
     "hook": frozenset({"kafka_sasl_password", "kafka_ssl_key_password", "clickhouse_password"}),
+    "audit": frozenset(
+        {"kafka_sasl_password", "kafka_ssl_key_password", "clickhouse_analyst_password"}
+    ),
 }
 
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -88,10 +89,7 @@ SECRET_FIELDS = sorted(n for n, f in Settings.model_fields.items() if is_secret(
 CONFIG_FIELDS = sorted(
     n
     for n, f in Settings.model_fields.items()
-    if not is_secret(f)
-    and n not in CHART_MANAGED
-    and n not in LOCAL_STACK_ONLY
-    and n not in PER_POD
+    if not is_secret(f) and n not in CHART_MANAGED and n not in LOCAL_STACK_ONLY
 )
 
 
@@ -129,7 +127,7 @@ def as_env(value: Any) -> str:
 
 
 def test_decisions_are_disjoint_and_cover_every_field() -> None:
-    decided = [*SECRET_FIELDS, *CHART_MANAGED, *LOCAL_STACK_ONLY, *PER_POD, *CONFIG_FIELDS]
+    decided = [*SECRET_FIELDS, *CHART_MANAGED, *LOCAL_STACK_ONLY, *CONFIG_FIELDS]
     assert sorted(decided) == sorted(Settings.model_fields)
     assert len(decided) == len(set(decided))
     assert set(CHART_MANAGED) | LOCAL_STACK_ONLY <= set(Settings.model_fields), "stale decision"

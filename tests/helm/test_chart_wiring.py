@@ -81,10 +81,20 @@ def test_clickhouse_role_passwords_from_the_existing_secret(scenarios: dict[str,
         "key": keys["clickhouseIngestPassword"],
         "optional": False,
     }
-    # `lfr report` reads as the analyst; no pod of the chart does
+    # only the audit reads as the analyst (required: production names an analyst user),
+    # and it gets no admin password then
     for obj in production.workloads():
         names = {e["name"] for e in pod_spec(obj)["containers"][0].get("env", [])}
-        assert "LFR_CLICKHOUSE_ANALYST_PASSWORD" not in names
+        is_audit = obj["metadata"]["name"].endswith("-audit")
+        assert ("LFR_CLICKHOUSE_ANALYST_PASSWORD" in names) == is_audit
+    audit = production.one("Deployment", "-audit")
+    env = {e["name"]: e for e in pod_spec(audit)["containers"][0]["env"]}
+    assert env["LFR_CLICKHOUSE_ANALYST_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "lfr-stream-credentials",
+        "key": keys["clickhouseAnalystPassword"],
+        "optional": False,
+    }
+    assert "LFR_CLICKHOUSE_PASSWORD" not in env
     config = production.one("ConfigMap", "-stream-config")["data"]
     assert config["LFR_CLICKHOUSE_INGEST_USER"] == "lfr_ingest"
     assert "LFR_CLICKHOUSE_INGEST_PASSWORD" not in config

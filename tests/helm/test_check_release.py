@@ -1,7 +1,7 @@
 """The ``helm test`` script (files/tests/check_release.py) against the real Kafka and ClickHouse.
 
-The worker's and the sink's /readyz are stood in for by small HTTP servers on
-127.0.0.1 that answer 200 or 503, as the processes do.
+The worker's, the sink's and the audit's /readyz are stood in for by small HTTP
+servers on 127.0.0.1 that answer 200 or 503, as the processes do.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ class _Readyz(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def readyz() -> Iterator[dict[str, tuple[int, type[_Readyz]]]]:
-    """Two /readyz servers, "worker" and "sink": name -> (port, handler class)."""
+    """Three /readyz servers, "worker", "sink", "audit": name -> (port, handler class)."""
     servers = {}
-    for name in ("worker", "sink"):
+    for name in ("worker", "sink", "audit"):
         handler = type(f"Readyz_{name}", (_Readyz,), {"status": 200})
         server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -63,7 +63,7 @@ def readyz() -> Iterator[dict[str, tuple[int, type[_Readyz]]]]:
 def release_env(
     real_stack: Stack, readyz: dict[str, tuple[int, type[_Readyz]]], monkeypatch: pytest.MonkeyPatch
 ) -> Settings:
-    """The test pod's environment: the stack's settings, topics of its own, both targets."""
+    """The test pod's environment: the stack's settings, topics of its own, every target."""
     suffix = uuid.uuid4().hex[:8]
     for key, value in real_stack.settings.to_env().items():
         monkeypatch.setenv(key, value)
@@ -87,19 +87,27 @@ def test_a_healthy_release_passes(
 ) -> None:
     assert check.main() == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines == ["ok   worker /readyz", "ok   sink /readyz", "ok   Kafka", "ok   ClickHouse"]
+    assert lines == [
+        "ok   worker /readyz",
+        "ok   sink /readyz",
+        "ok   audit /readyz",
+        "ok   Kafka",
+        "ok   ClickHouse",
+    ]
 
 
-def test_an_unready_worker_fails(
+@pytest.mark.parametrize("unready", ["worker", "audit"])
+def test_an_unready_process_fails(
     check: ModuleType,
     release_env: Settings,
     readyz: dict[str, tuple[int, type[_Readyz]]],
     capsys: pytest.CaptureFixture[str],
+    unready: str,
 ) -> None:
-    readyz["worker"][1].status = 503
+    readyz[unready][1].status = 503
     assert check.main() == 1
     out = capsys.readouterr().out
-    assert "FAIL worker /readyz" in out and "HTTP 503" in out
+    assert f"FAIL {unready} /readyz" in out and "HTTP 503" in out
     assert "ok   sink /readyz" in out
 
 

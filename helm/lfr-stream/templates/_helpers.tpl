@@ -206,23 +206,26 @@ imagePullSecrets:
 {{- toYaml $data }}
 {{- end }}
 
-{{/* Secret settings a process gets: value name -> env var, (dict "component" c)
-     with c one of worker, sink, hook, all. Least privilege: the worker matches
-     and pseudonymises but never talks to ClickHouse; the sink writes as the
-     ingest user and drops expired partitions as the admin, and never sees the
-     pseudonym key; the hook jobs create topics and tables as the admin. The
-     analyst password is for `lfr report`, which no pod of the chart runs. */}}
+{{/* Secret settings a process gets: value name -> env var, (dict "ctx" $
+     "component" c) with c one of worker, sink, audit, hook, all. Least
+     privilege: the worker matches and pseudonymises but never talks to
+     ClickHouse; the sink writes as the ingest user and drops expired partitions
+     as the admin, and never sees the pseudonym key; the audit only reads, as
+     the analyst (the admin when no analyst user is set, as
+     Settings.clickhouse_config falls back); the hook jobs create topics and
+     tables as the admin. */}}
 {{- define "lfr-stream.secretSettings" -}}
 {{- $c := .component }}
+{{- $analystUser := and (eq $c "audit") .ctx.Values.config.clickhouseAnalystUser }}
 kafkaSaslPassword: LFR_KAFKA_SASL_PASSWORD
 kafkaSslKeyPassword: LFR_KAFKA_SSL_KEY_PASSWORD
-{{- if has $c (list "sink" "hook" "all") }}
+{{- if or (has $c (list "sink" "hook" "all")) (and (eq $c "audit") (not $analystUser)) }}
 clickhousePassword: LFR_CLICKHOUSE_PASSWORD
 {{- end }}
 {{- if has $c (list "sink" "all") }}
 clickhouseIngestPassword: LFR_CLICKHOUSE_INGEST_PASSWORD
 {{- end }}
-{{- if eq $c "all" }}
+{{- if or (eq $c "all") $analystUser }}
 clickhouseAnalystPassword: LFR_CLICKHOUSE_ANALYST_PASSWORD
 {{- end }}
 {{- if has $c (list "worker" "all") }}
@@ -234,7 +237,7 @@ pseudonymKey: LFR_PSEUDONYM_KEY
      (dict "ctx" $ "component" "all"|"hook"). */}}
 {{- define "lfr-stream.secretData" -}}
 {{- $ctx := .ctx }}
-{{- $settings := include "lfr-stream.secretSettings" (dict "component" .component) | fromYaml }}
+{{- $settings := include "lfr-stream.secretSettings" (dict "ctx" $ctx "component" .component) | fromYaml }}
 {{- range $key, $env := $settings }}
 {{- $value := index $ctx.Values.secrets $key }}
 {{- if $value }}
@@ -307,12 +310,12 @@ pseudonymKey: LFR_PSEUDONYM_KEY
 {{- end }}
 {{- end }}
 
-{{/* Environment of an lfr container: (dict "ctx" $ "component" "worker"|"sink"|"hook"). */}}
+{{/* Environment of an lfr container: (dict "ctx" $ "component" "worker"|"sink"|"audit"|"hook"). */}}
 {{- define "lfr-stream.env" -}}
 {{- $ctx := .ctx }}
 {{- $hook := eq .component "hook" }}
 {{- $secretName := ternary (include "lfr-stream.hookSecretName" $ctx) (include "lfr-stream.secretName" $ctx) $hook }}
-{{- $settings := include "lfr-stream.secretSettings" (dict "component" .component) | fromYaml }}
+{{- $settings := include "lfr-stream.secretSettings" (dict "ctx" $ctx "component" .component) | fromYaml }}
 {{- $sasl := hasPrefix "SASL_" (toString $ctx.Values.config.kafkaSecurityProtocol) }}
 {{- range $key, $env := $settings }}
 {{- if $ctx.Values.secrets.existingSecret }}

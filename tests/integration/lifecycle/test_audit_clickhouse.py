@@ -12,11 +12,11 @@ import pytest
 
 from sinks.db import NativeDatabase
 from sinks.migrate import migrate
-from sinks.synthetic import generate
 from streams.audit import audit
 from streams.settings import Settings
 from tests.integration.sinks.conftest import load
 from tests.integration.worker.conftest import settings_env
+from tests.synthetic import generate
 
 pytestmark = [pytest.mark.integration]
 

@@ -90,7 +90,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 def _settings(broker: Settings, tmp_path: Path, **overrides: Any) -> Settings:
     tag = f"{time.time_ns() % 10**8:08d}"
-    names = {
+    names: dict[str, Any] = {
         f"topic_{t}": f"t{tag}.{t}"
         for t in ("detections", "watchlist", "operations", "adjudications",
                   "scans", "alerts", "outcomes", "dlq")
@@ -102,7 +102,7 @@ def _settings(broker: Settings, tmp_path: Path, **overrides: Any) -> Settings:
         watchlist_partitions=1,
         worker_metrics_port=free_port(),
         state_dir=tmp_path / "state",
-        pseudonym_key=SecretStr("integration-test-key"),
+        pseudonym_key=SecretStr("integration-test-key-of-32-characters"),
         **names,
         **{**LIMITS, **overrides},
     )
@@ -223,6 +223,7 @@ def test_every_store_forgets_on_time_and_the_audit_proves_it(
         assert f"{s.app_id}-alerts-changelog" in blobs and s.topic_watchlist in blobs
         by_store = {x.store: x for x in stores}
         assert by_store["watchlist-ended"].records == 0
+        assert by_store["watchlist-unassigned"].records == 0
         assert by_store["alerts-table"].limit_s is not None
     finally:
         h.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -22,11 +23,24 @@ def settings(test_settings: Callable[..., Settings]) -> Iterator[Settings]:
     admin.close()
 
 
-def _configs(settings: Settings, name: str) -> dict[str, str]:
+def _configs(settings: Settings, name: str, segment_ms: str | None = None) -> dict[str, str]:
+    """The topic's set configs, once the broker serves ``segment_ms`` (or any segment.ms).
+
+    KRaft applies metadata a little after CreateTopics / AlterConfigs return,
+    so a describe right after them may still show the previous configs.
+    """
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    deadline = time.monotonic() + 15
     try:
-        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
-        return {k: str(v["value"]) for k, v in described["topic"][name].items()}
+        while True:
+            described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+            configs = {k: str(v["value"]) for k, v in described["topic"][name].items()}
+            have = configs.get("segment.ms")
+            if have is not None and segment_ms in (None, have):
+                return configs
+            if time.monotonic() > deadline:
+                return configs
+            time.sleep(0.2)
     finally:
         admin.close()
 
@@ -59,8 +73,10 @@ def test_every_topic_gets_its_lifecycle_and_drift_is_altered(settings: Settings)
         and "segment.ms 60000 -> 30000" in line
         for line in altered
     ), lines
-    assert _configs(settings, settings.topic_detections)["segment.ms"] == "30000"
-    assert _configs(settings, settings.topic_watchlist)["segment.ms"] == "30000"
-    # ...and a second run finds nothing to change
+    assert _configs(settings, settings.topic_detections, "30000")["segment.ms"] == "30000"
+    assert _configs(settings, settings.topic_watchlist, "30000")["segment.ms"] == "30000"
+    # ...and, once the broker serves the new configs, a second run finds nothing to change
+    for spec in topic_specs(tighter):
+        _configs(settings, spec.name, spec.config["segment.ms"])
     again = create_topics(tighter)
     assert not [line for line in again if line.startswith(("altered", "created"))], again

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -189,3 +190,26 @@ def _recreate_scans(settings: Settings) -> None:
     finally:
         admin.execute(f"DROP DATABASE IF EXISTS {spare}")
         admin.close()
+
+
+def test_unknown_database_blocks_before_consuming_and_exits_after_the_bound(
+    test_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    port = free_port()
+    # the database was never migrated: the sink's login names one that does not exist
+    settings = test_settings(sink_metrics_port=port, sink_max_blocked_s=8.0)
+    log = tmp_path / "sink.log"
+    with topics(settings):
+        produce(settings, _data(), [])
+        proc = start_sink(settings, log)
+        try:
+            wait_until(lambda: _readyz(port)[0] == 503, 30, "/readyz 503")
+            status, body = _readyz(port)
+            assert "unknown database" in body and settings.clickhouse_database in body, body
+            assert proc.wait(timeout=60) == 1
+        finally:
+            kill(proc)
+        assert _group_offsets(settings) == {}
+        assert _records_in(settings, settings.topic_dlq) == 0
+    last = log.read_text().strip().splitlines()[-1]
+    assert last.startswith("lfr: blocked (unknown_database) for "), last

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from streams.localstack import stack
 from streams.localstack.kafka import broker_answers
-from streams.localstack.process import StackError, pid_alive
+from streams.localstack.process import StackError, pid_alive, port_in_use
 from streams.localstack.tls import ensure_tls_files
 from streams.localstack.topology import Topology, stack_settings
 from streams.settings import Settings
@@ -98,6 +98,7 @@ def test_wrong_ca_and_wrong_password_are_refused(secured: PrivateStack, tmp_path
     # no plaintext native port: TLS or nothing
     with pytest.raises((ClickHouseError, OSError, EOFError)):
         clickhouse(app.model_copy(update={"clickhouse_secure": False, "clickhouse_ca_file": None}))
+    assert not port_in_use(app.clickhouse_http_port), "no plaintext HTTP listener either"
 
 
 def _security(settings: Settings) -> dict[str, object]:

@@ -102,3 +102,13 @@ def test_the_served_metrics_carry_age_and_limit_per_store() -> None:
     assert value("lfr_retention_limit_seconds", {"store": "detections"}) == 20.0
     assert value("lfr_retention_limit_seconds", {"store": "operations"}) is None
     assert value("lfr_retention_breaches") == 1.0
+
+
+def test_watchlists_no_deployment_names_are_counted_apart() -> None:
+    from streams.audit import unassigned_age, watchlists_in_use
+
+    ops = [_op("ACTIVE", 1)]
+    assert watchlists_in_use(ops) == {"W1"}
+    records = [Raw(0, 0, 1_000, b"W1:s1", True), Raw(0, 1, 2_000, b"W9:s1", True),
+               Raw(0, 2, 3_000, roll_marker_key(0), False)]  # fmt: skip
+    assert unassigned_age(records, watchlists_in_use(ops), now_ms=10_000) == (1, 8.0)

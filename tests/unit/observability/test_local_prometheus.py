@@ -25,6 +25,7 @@ def test_local_config_scrapes_worker_and_sink_and_loads_the_rules(tmp_path: Path
     # the job names the rules' job=~"(lfr-)?worker" / "(lfr-)?sink" selectors expect
     assert targets["lfr-worker"] == ["127.0.0.1:19101"]
     assert targets["lfr-sink"] == ["127.0.0.1:19102"]
+    assert targets["lfr-audit"] == ["127.0.0.1:9103"]
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (Debian: apt-get install prometheus)")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from schemas.codec import decode, encode
-from schemas.deadletter import biometric_topics, dead_letter, reason_for, scrub_message
+from schemas.deadletter import dead_letter, reason_for, scrub_message
 from schemas.errors import (
     BadMagicError,
     OversizeError,
@@ -23,6 +23,7 @@ from schemas.errors import (
 )
 from schemas.templates import template_from_bytes, template_to_bytes
 from streams.settings import Settings
+from streams.topics import biometric_topic_names
 from tests.unit.schemas.avro_strategies import detection
 
 TEMPLATE = detection()["template"]
@@ -42,7 +43,7 @@ def _letter(
         payload=payload,
         error=error or ValueError("x"),
         stage="worker.detections",
-        biometric=biometric_topics(Settings()),
+        biometric=biometric_topic_names(Settings()),
     )
 
 
@@ -78,7 +79,7 @@ def test_configured_topic_names_are_biometric() -> None:
         payload=b"abc",
         error=ValueError(),
         stage="s",
-        biometric=biometric_topics(settings),
+        biometric=biometric_topic_names(settings),
     )
     assert letter["payload"] is None and letter["key"] is None
 

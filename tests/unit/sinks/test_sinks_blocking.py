@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +38,17 @@ class FakeConsumer:
         self.tp = tp
         self.pending = [Record(i, b"site", v, 1_000) for i, v in enumerate(values)]
         self.polls = 0
+        self.subscriptions = 0
         self.commits: list[int] = []
 
     def subscribe(self, topics: Sequence[str], listener: Any = None) -> None:
+        self.subscriptions += 1
+
+    def unsubscribe(self) -> None:
         pass
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0} if topic == self.tp.topic else set()
 
     def poll(self, timeout_ms: int, max_records: int) -> dict[TP, list[Record]]:
         self.polls += 1
@@ -147,9 +154,6 @@ class Unassigned(FakeConsumer):
     def assignment(self) -> set[TP]:
         return self.assigned
 
-    def partitions_for_topic(self, topic: str) -> set[int]:
-        return {0} if topic == self.tp.topic else set()
-
     def end_offsets(self, tps: list[Any], timeout_ms: int) -> dict[Any, int]:
         return {tp: 10 for tp in tps}
 
@@ -177,6 +181,7 @@ def test_no_partitions_while_records_wait_and_nobody_commits_is_blocked() -> Non
     _steps(sink)
     assert sink.block.cause == "kafka_unassigned"
     assert "10 records wait" in sink.status()[1]
+    assert consumer.subscriptions > 1  # it joined again, with fresh metadata
     polls = consumer.polls
     _steps(sink)
     assert consumer.polls > polls, "it keeps polling: polling is how it rejoins the group"
@@ -216,3 +221,96 @@ def test_a_failing_rollup_is_retried_later_and_never_stops_the_sink() -> None:
     _steps(sink, 3)
     assert consumer.commits == [3] and sink.dirty_days  # written; the days wait for a rollup
     assert sink.status() == (True, "ready")
+
+
+class Rebalancing(FakeConsumer):
+    """Delivers offsets 0-2, then a rebalance that gives the same partition back.
+
+    kafka-python keeps the fetch position of a partition that stays assigned, so
+    without a seek the next poll would continue at offset 3.
+    """
+
+    def __init__(self, tp: TP, values: list[bytes], listener_of: Callable[[], Any]) -> None:
+        super().__init__(tp, values)
+        self.listener_of = listener_of
+        self.position = 0
+        self.seeks: list[int] = []
+        self.records = list(self.pending)
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[TP, list[Record]]:
+        self.polls += 1
+        if self.polls == 2:  # the group rebalances inside this poll
+            sink = self.listener_of()
+            sink.on_partitions_revoked([self.tp])
+            sink.on_partitions_assigned([self.tp])
+        out = self.records[self.position : self.position + 3]
+        self.position += len(out)
+        return {self.tp: out} if out else {}
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append(offset)
+        self.position = offset
+
+    def highwater(self, tp: TP) -> int:
+        return len(self.records)
+
+
+def test_a_partition_revoked_and_given_back_is_re_read_from_its_first_uncommitted_offset() -> None:
+    db = WrongPassword()
+    db.fixed = True
+    settings = Settings()
+    scans = generate(5, deployments=1, scans_per_deployment=6, alerts_per_deployment=0).scans
+    holder: dict[str, Sink] = {}
+    consumer = Rebalancing(TP(settings.topic_scans, 0), [encode("Scan", s) for s in scans],
+                           lambda: holder["sink"])  # fmt: skip
+    # a batch of 6 offsets: 0-2 wait in the open batch when the rebalance comes
+    options = SinkOptions(batch_size=6, linger_s=60, rollup_interval_s=1e9, retention_interval_s=0)
+    sink = holder["sink"] = Sink(settings, db, consumer, FakeProducer(), options)
+    _steps(sink, 4)
+    assert db.rows == 6 and consumer.commits == [6]  # every scan, none skipped
+    assert consumer.seeks == [0]
+
+
+class CommitRefusedOnce(FakeConsumer):
+    """The first commit finds this member out of the group; joining again gives it back."""
+
+    def subscribe(self, topics: Sequence[str], listener: Any = None) -> None:
+        super().subscribe(topics, listener)
+        self.listener = listener
+        self.seeks: list[int] = []
+        if self.subscriptions > 1:  # the rejoin: same partition, fetch from the seek
+            listener.on_partitions_assigned([self.tp])
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append(offset)
+        self.pending = self.all[offset:]
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[TP, list[Record]]:
+        if not hasattr(self, "all"):
+            self.all = list(self.pending)
+        return super().poll(timeout_ms, max_records)
+
+    def commit(self, offsets: dict[TP, Any]) -> None:
+        from kafka.errors import CommitFailedError
+
+        if not getattr(self, "refused", False):
+            self.refused = True
+            raise CommitFailedError("the group is rebalancing")
+        super().commit(offsets)
+
+
+def test_a_refused_commit_keeps_the_batch_until_it_commits() -> None:
+    db = WrongPassword()
+    db.fixed = True
+    settings = Settings()
+    scans = generate(3, deployments=1, scans_per_deployment=3, alerts_per_deployment=0).scans
+    consumer = CommitRefusedOnce(TP(settings.topic_scans, 0), [encode("Scan", s) for s in scans])
+    options = SinkOptions(batch_size=3, linger_s=0, rollup_interval_s=1e9, retention_interval_s=0)
+    sink = Sink(settings, db, consumer, FakeProducer(), options)
+    sink.subscribe()
+    _steps(sink, 3)
+    # it joined the group again; the partition came back and was re-read from offset 0
+    assert consumer.subscriptions == 2 and consumer.seeks == [0]
+    assert consumer.commits == [3]
+    assert db.rows == 6  # written twice (idempotent in ClickHouse), never skipped
+    assert sink.status() == (True, "ready")  # a rebalance is not a block

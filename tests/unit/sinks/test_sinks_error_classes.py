@@ -144,3 +144,10 @@ def test_blockage_backs_off_reports_and_gives_up() -> None:
     assert block.fail("unreachable", "Connection refused", now=120.0) is True  # a new cause
     assert not block.overdue(159.9) and block.overdue(160.0)  # measured from the first failure
     assert block.recover(130.0) == 30.0 and block.status() == (True, "ready")
+
+
+def test_the_last_retry_falls_on_the_bound() -> None:
+    block = Blockage(max_blocked_s=2, max_backoff_s=5, first_backoff_s=1.5)
+    block.fail("unknown_database", "Code: 81.", now=10.0)
+    block.fail("unknown_database", "Code: 81.", now=11.5)  # next backoff 3 s would pass 12
+    assert block.retry_at == 12.0 and block.overdue(12.0)

@@ -17,6 +17,7 @@ in any design).
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from streams.worker.windows import window_from_record
 PARTITIONS = 3
 WATCHLIST_PARTITIONS = 2
 GRACE_S = 120.0  # the clock below never reaches it: only the stream may free memory
+EXAMPLES = int(os.environ.get("LFR_ORDER_EXAMPLES", "25"))
+"""Random interleavings per run (about 0.7 s each); raise it for a longer search."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +232,7 @@ def test_the_watchlist_published_before_the_operations_loses_nothing() -> None:
 
 
 @settings(
-    max_examples=25,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     derandomize=False,

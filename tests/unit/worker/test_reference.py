@@ -326,6 +326,11 @@ def test_templates_outside_the_build_period_are_refused(updated_at: Any, refused
         with pytest.raises(EntryOutsideBuildPeriodError):
             ref.apply_entry("W1:p0", entry, 0.0)
         assert ref.store.entry_count == 0
+        # not held, but still on the topic: the list's purge tombstones it
+        apply(
+            ref, [("window", window_record(status="CANCELLED", updated_at=T0 + timedelta(days=9)))]
+        )
+        assert ref.sweep(0.0, owns_all) == ["W1:p0"]
     else:
         ref.apply_entry("W1:p0", entry, 0.0)
         assert ref.store.entry_count == 1

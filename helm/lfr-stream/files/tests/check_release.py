@@ -3,6 +3,8 @@
 Checks, each reported on its own line, exit 1 if any fails:
 - every worker pod's /readyz (the headless Service resolves to each pod, ready or not);
 - the sink's /readyz through its Service;
+- the retention audit's /readyz (its last audit read every Kafka topic and
+  ClickHouse table, as the analyst: the check of that user's grants);
 - Kafka answers with the pod's own settings (SASL/TLS included) and every topic
   of the pipeline exists;
 - ClickHouse answers a query as the sink's (ingest) user.
@@ -53,7 +55,9 @@ def kafka_answers() -> list[str]:
 
     settings = Settings()
     try:
-        admin = KafkaAdminClient(**settings.kafka_python_config(), bootstrap_timeout_ms=10000)
+        admin = KafkaAdminClient(
+            **{**settings.kafka_python_config(), "bootstrap_timeout_ms": 10000}
+        )
         try:
             present = set(admin.list_topics())
         finally:
@@ -88,6 +92,10 @@ def checks_from_env(env: dict[str, str]) -> list[tuple[str, Callable[[], list[st
     if sink:
         sink_port = int(env["LFR_TEST_SINK_PORT"])
         checks.append(("sink /readyz", lambda: http_ready(sink, sink_port)))
+    audit = env.get("LFR_TEST_AUDIT_HOST")
+    if audit:
+        audit_port = int(env["LFR_TEST_AUDIT_PORT"])
+        checks.append(("audit /readyz", lambda: http_ready(audit, audit_port)))
     checks.append(("Kafka", kafka_answers))
     if env.get("LFR_TEST_CLICKHOUSE", "true") == "true":
         checks.append(("ClickHouse", clickhouse_answers))
