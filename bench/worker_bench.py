@@ -2,15 +2,19 @@
 
 1. A 16,000 x 512 watchlist: worker detections/s through decode + gate +
    match + produce, beside a bare numpy float32 matmul of the same shapes.
-2. A 10-entry watchlist: the same worker figure, beside a raw aiokafka
-   consume loop (no decoding) over the same topic.
+2. A 10-entry watchlist: the same worker figure, beside the same work in a
+   hand-written aiokafka loop (``ceiling_loop.py``: the ceiling) and a raw
+   aiokafka consume loop (no decoding) over the same topic.
+
+With LFR_BENCH_BASELINE_ROOT, another checkout's worker runs on the same
+input in the same run (before/after side by side on a busy machine).
 
 The worker figure comes from the broker's append times of the Scan records it
 produced (first to last; the bench's scans topic uses LogAppendTime, since a
 Scan otherwise carries its detection's timestamp), so start-up and watchlist
 catch-up are excluded.
 Run: ``.venv/bin/python bench/worker_bench.py`` (needs Kafka at LFR_KAFKA_BOOTSTRAP);
-writes bench/results/worker.json.
+writes bench/results/worker.json. LFR_BENCH_PARTS=big,small picks the scenarios.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from ceiling_loop import same_work_loop
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTopicPartition
 
@@ -136,13 +141,56 @@ def scan_timestamps(settings: Settings, expected: int, timeout: float) -> list[i
 WORKER_LOG_LEVEL = os.environ.get("LFR_BENCH_WORKER_LOG", "WARNING")
 
 
-def run_worker(settings: Settings, detections: int) -> dict[str, Any]:
+# LFR_BENCH_PYSPY=DIR samples the worker with py-spy (pip install py-spy) into DIR
+PYSPY_DIR = os.environ.get("LFR_BENCH_PYSPY")
+
+
+# LFR_BENCH_BASELINE_ROOT=DIR (another checkout, e.g. `git worktree add DIR main`) runs
+# that checkout's worker too, on the same topics in the same run: before/after side by side
+BASELINE_ROOT = os.environ.get("LFR_BENCH_BASELINE_ROOT")
+
+
+def start_worker(settings: Settings, root: Path = ROOT) -> tuple[subprocess.Popen[bytes], Any]:
+    """The worker of checkout ``root`` as a subprocess (the project's CLI); its log file."""
     log = open(settings.state_dir / "worker.log", "wb")
+    env = {**os.environ, **env_of(settings)}
+    if root != ROOT:
+        env["PYTHONPATH"] = str(root)
     # fixed argv: this interpreter running the project's own CLI
     proc = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "streams.cli", "--log-level", WORKER_LOG_LEVEL, "worker"],
-        cwd=ROOT, env={**os.environ, **env_of(settings)}, stdout=log, stderr=subprocess.STDOUT,
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    return proc, log
+
+
+def stop_worker(proc: subprocess.Popen[bytes], log: Any) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def start_profiler(proc: subprocess.Popen[bytes], name: str) -> subprocess.Popen[bytes] | None:
+    if not PYSPY_DIR:
+        return None
+    Path(PYSPY_DIR).mkdir(parents=True, exist_ok=True)
+    out = Path(PYSPY_DIR) / f"{name}.txt"
+    # fixed argv: the profiler from this environment, on the worker just started
+    return subprocess.Popen(  # noqa: S603
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(proc.pid),
+         "--format", "raw", "--rate", "200", "--nonblocking", "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def run_worker(
+    settings: Settings, detections: int, name: str = "worker", root: Path = ROOT
+) -> dict[str, Any]:
+    proc, log = start_worker(settings, root)
+    profiler = start_profiler(proc, name)
     try:
         stamps = scan_timestamps(settings, detections, timeout=900)
         if len(stamps) < detections:
@@ -159,12 +207,10 @@ def run_worker(settings: Settings, detections: int) -> dict[str, Any]:
         return {"detections": detections, "seconds": seconds,
                 "per_second": detections / seconds, "alerts": alerts}  # fmt: skip
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
+        stop_worker(proc, log)
 
 
 def bare_matmul(watchlist: np.ndarray, repeats: int = 20) -> dict[str, Any]:
@@ -212,13 +258,14 @@ def stamp_scans_on_append(settings: Settings) -> None:
         admin.close()
 
 
-def scenario(watchlist_size: int, detections: int, hits: int) -> tuple[Settings, dict, np.ndarray]:
+def scenario(watchlist_size: int, detections: int, hits: int) -> tuple[Settings, np.ndarray]:
+    """Fresh topics holding the window, the watchlist and the detections."""
     settings = settings_for(uuid.uuid4().hex[:8])
     create_topics(settings)
     stamp_scans_on_append(settings)
     watchlist = unit_rows(np.random.default_rng(1), watchlist_size)
     publish(settings, watchlist, detections, hits)
-    return settings, run_worker(settings, detections), watchlist
+    return settings, watchlist
 
 
 def cleanup(settings: Settings) -> None:
@@ -234,27 +281,78 @@ def cleanup(settings: Settings) -> None:
         admin.close()
 
 
+def baseline_worker(settings: Settings, detections: int, name: str) -> dict[str, Any] | None:
+    """The baseline checkout's worker on the same input, with its own group and outputs."""
+    if not BASELINE_ROOT:
+        return None
+    prefix = settings.topic_scans.rsplit(".", 1)[0]
+    other = settings.model_copy(update={
+        "app_id": f"{settings.app_id}-base", "topic_scans": f"{prefix}.scans-base",
+        "topic_alerts": f"{prefix}.alerts-base", "topic_outcomes": f"{prefix}.outcomes-base",
+        "worker_metrics_port": settings.worker_metrics_port + 1,
+        "state_dir": Path(tempfile.mkdtemp(prefix="lfr-bench-base-")),
+    })  # fmt: skip
+    create_topics(other)
+    stamp_scans_on_append(other)
+    result = run_worker(other, detections, f"{name}-baseline", Path(BASELINE_ROOT))
+    result["root"] = BASELINE_ROOT
+    return result
+
+
+def big_watchlist(detections: int) -> dict[str, Any]:
+    """16,000 x 512: the worker beside the same work in aiokafka and a bare matmul."""
+    settings, watchlist = scenario(16_000, detections, hits=200)
+    try:
+        # the baseline first: a machine growing quieter would favour the branch
+        baseline = baseline_worker(settings, detections, "big")
+        worker = run_worker(settings, detections, "big")
+        ceiling = asyncio.run(same_work_loop(settings, detections))
+    finally:
+        cleanup(settings)
+    matmul = bare_matmul(watchlist)
+    rate, same, bare = worker["per_second"], ceiling["per_second"], matmul["per_second"]
+    result = {"worker": worker, "aiokafka_same_work": ceiling, "bare_numpy_matmul": matmul,
+              "ratio_worker_to_matmul": rate / bare, "ratio_same_work_to_matmul": same / bare,
+              "ratio_worker_to_same_work": rate / same}  # fmt: skip
+    if baseline is not None:
+        result["baseline_worker"] = baseline
+        result["ratio_baseline_to_matmul"] = baseline["per_second"] / matmul["per_second"]
+    return result
+
+
+def small_watchlist(detections: int) -> dict[str, Any]:
+    """10 entries: the worker beside the same work in plain aiokafka and a bare consume loop."""
+    settings, _ = scenario(10, detections, hits=100)
+    try:
+        baseline = baseline_worker(settings, detections, "small")
+        worker = run_worker(settings, detections, "small")
+        ceiling = asyncio.run(same_work_loop(settings, detections))
+        raw = asyncio.run(raw_consume(settings, detections))
+    finally:
+        cleanup(settings)
+    result = {"worker": worker, "aiokafka_same_work": ceiling, "raw_aiokafka_consume": raw,
+              "ratio_worker_to_same_work": worker["per_second"] / ceiling["per_second"],
+              "ratio_worker_to_raw_consume": worker["per_second"] / raw["per_second"]}  # fmt: skip
+    if baseline is not None:
+        result["baseline_worker"] = baseline
+        result["ratio_baseline_to_same_work"] = baseline["per_second"] / ceiling["per_second"]
+    return result
+
+
 def main() -> int:
+    parts = os.environ.get("LFR_BENCH_PARTS", "big,small").split(",")
     big_n = int(os.environ.get("LFR_BENCH_BIG_DETECTIONS", "20000"))
     small_n = int(os.environ.get("LFR_BENCH_SMALL_DETECTIONS", "50000"))
-    settings, big, watchlist = scenario(16_000, big_n, hits=200)
-    cleanup(settings)
-    matmul = bare_matmul(watchlist)
-    settings, small, _ = scenario(10, small_n, hits=100)
-    raw = asyncio.run(raw_consume(settings, small_n))
-    cleanup(settings)
-    result = {
+    result: dict[str, Any] = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "watchlist_16000x512": {
-            "worker": big, "bare_numpy_matmul": matmul,
-            "ratio_worker_to_matmul": big["per_second"] / matmul["per_second"],
-        },
-        "watchlist_10": {
-            "worker": small, "raw_aiokafka_consume": raw,
-            "ratio_worker_to_raw_consume": small["per_second"] / raw["per_second"],
-        },
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_1m": os.getloadavg()[0]},
     }  # fmt: skip
+    if "big" in parts:
+        result["watchlist_16000x512"] = big_watchlist(big_n)
+    if "small" in parts:
+        result["watchlist_10"] = small_watchlist(small_n)
+    result["machine"]["load_average_1m_after"] = os.getloadavg()[0]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -42,6 +42,7 @@ from streams.worker.detections import BatchResult, DetectionContext, process_bat
 from streams.worker.errors import WorkerError
 from streams.worker.faust_io import (
     Changelogs,
+    Outgoing,
     Outputs,
     byte_keyed,
     detections_ownership,
@@ -120,6 +121,8 @@ SESSION_TIMEOUT_S = 10.0
 HEARTBEAT_INTERVAL_S = 3.0
 """A third of the session timeout, as Kafka advises."""
 LAG_INTERVAL_S = 5.0
+PRODUCER_BATCH_BYTES = 256 * 1024
+"""Largest producer batch: a whole detections batch per partition, well under 1 MB requests."""
 
 
 def build_worker(settings: Settings, options: WorkerOptions | None = None) -> WorkerRuntime:
@@ -143,6 +146,9 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
         producer_acks=-1,
         # A detection is ~1.1 KiB: let one fetch carry several batches.
         consumer_max_fetch_size=8 * 1024 * 1024,
+        # A detections batch goes out as one producer batch per partition
+        # (Outputs.send_batch): 500 scans are ~40 KiB, over aiokafka's 16 KiB.
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         # Standbys would put other workers' partitions into the same in-memory
         # tables, and the orphan timer must only expire its own partitions.
         table_standby_replicas=0,
@@ -252,16 +258,16 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
             metrics.GATED.labels(reason=reason).inc(count)
         for seconds in result.match_seconds:
             metrics.MATCH_BATCH_SECONDS.observe(seconds)
-        futures = [
-            await outputs.send(outputs.scans, scan["site_id"], "Scan", scan, timestamp_ms)
+        scans, alerts = outputs.scans, outputs.alerts
+        outgoing: list[Outgoing] = [
+            (scans, scan["site_id"], "Scan", scan, timestamp_ms)
             for scan, timestamp_ms in zip(result.scans, result.scan_timestamps_ms, strict=True)
         ]
-        futures += [
-            await outputs.send(
-                outputs.alerts, alert["alert_id"], "Alert", alert, source.timestamp_ms
-            )
+        outgoing += [
+            (alerts, alert["alert_id"], "Alert", alert, source.timestamp_ms)
             for alert, source in result.alerts
         ]
+        futures = await outputs.send_batch(outgoing)
         futures += await outputs.dead_letters("worker.detections", result.dead_letters)
         # One wait per batch: a lost alert raises here, and the guard retries
         # the batch (or stops the worker) without acknowledging it.

@@ -35,6 +35,53 @@ def source_of(event: EventT) -> SourceRecord:
     )
 
 
+Outgoing = tuple[str, str, str, Any, int | None]
+"""(topic, key, schema name, record, Kafka timestamp in ms or ``None`` for now)."""
+
+
+async def _partitions(producer: Any, topic: str) -> list[int]:
+    """The topic's partitions in the order aiokafka's default partitioner indexes them."""
+    known = producer.client.cluster.partitions_for_topic(topic)
+    if known is None:
+        known = await producer.partitions_for(topic)
+    return sorted(known)
+
+
+async def send_grouped(producer: Any, codec: Codec, records: Iterable[Outgoing]) -> list[Awaitable]:
+    """Queue many records on an aiokafka producer with one call per topic partition.
+
+    Encodes every record, groups them by the partition aiokafka's default
+    partitioner would pick (Java-compatible murmur2, so a key lands where a
+    plain ``send`` puts it), and hands each group to the producer as one
+    prepared batch: no coroutine, future or metadata wait per record. Each
+    returned future (one per batch, not per record) resolves when the broker
+    has acknowledged its batch; the caller awaits them before acknowledging
+    its input, so at-least-once holds as with ``send``.
+    """
+    grouped: dict[tuple[str, int], list[tuple[bytes, bytes, int | None]]] = {}
+    partitions_of: dict[str, list[int]] = {}
+    encode = codec.encode
+    for topic, key, name, record, timestamp_ms in records:
+        partitions = partitions_of.get(topic)
+        if partitions is None:
+            partitions = partitions_of[topic] = await _partitions(producer, topic)
+        key_bytes = key.encode()
+        partition = partitions[(murmur2(key_bytes) & 0x7FFFFFFF) % len(partitions)]
+        group = grouped.setdefault((topic, partition), [])
+        group.append((key_bytes, encode(name, record), timestamp_ms))
+    futures: list[Awaitable] = []
+    for (topic, partition), group in grouped.items():
+        batch = producer.create_batch()
+        for key_bytes, value, timestamp_ms in group:
+            if batch.append(key=key_bytes, value=value, timestamp=timestamp_ms) is None:
+                # full: queue it and start the next (a first record always fits)
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                batch.append(key=key_bytes, value=value, timestamp=timestamp_ms)
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
+
+
 class Outputs:
     """Encodes records and hands them to the producer without waiting per record."""
 
@@ -63,6 +110,11 @@ class Outputs:
             topic, key.encode(), self.codec.encode(name, record), None, timestamp, None
         )
         return future
+
+    async def send_batch(self, records: Iterable[Outgoing]) -> list[Awaitable]:
+        """Queue many records at once (see :func:`send_grouped`); futures per partition batch."""
+        producer = cast(Any, self.app.producer)._ensure_producer()
+        return await send_grouped(producer, self.codec, records)
 
     async def dead_letters(self, stage: str, letters: Iterable[dict[str, Any]]) -> list[Awaitable]:
         """Queue dead letters (key: source topic) and count them."""

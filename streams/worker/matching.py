@@ -55,18 +55,35 @@ def top1(
     scores = queries @ snapshot.matrix.T
     if captured_at_ms is not None and snapshot.has_removals:
         scores[~snapshot.valid_at(captured_at_ms)] = -np.inf
-    rough = scores.max(axis=1)
-    for i in range(m):
-        if not np.isfinite(rough[i]):
-            continue
-        candidates = np.flatnonzero(scores[i] >= rough[i] - CANDIDATE_MARGIN)
-        exact = (
-            snapshot.matrix[candidates].astype(np.float64) * queries[i].astype(np.float64)
-        ).sum(axis=1)
-        exact = np.round(exact, SCORE_DECIMALS)
-        winner = int(np.argmax(exact))  # first maximum: the lowest row
-        rows[i] = candidates[winner]
-        best[i] = exact[winner]
+    top = scores.argmax(axis=1)
+    rough = scores[np.arange(m), top]
+    # candidates: every row within the margin of its query's best; most
+    # queries have one (the argmax), so only the others search their row
+    near = scores >= (rough - CANDIDATE_MARGIN)[:, None]
+    counts = np.count_nonzero(near, axis=1)
+    finite = np.isfinite(rough)  # no valid row at all: no candidate
+    single = np.flatnonzero(finite & (counts == 1))
+    several = np.flatnonzero(finite & (counts > 1))
+    several_of, several_rows = np.nonzero(near[several])
+    # (query, row) pairs in row-major order: queries ascending, rows ascending within each
+    query_of = np.concatenate([single, several[several_of]])
+    row_of = np.concatenate([top[single], several_rows])
+    order = np.argsort(query_of, kind="stable")
+    query_of, row_of = query_of[order], row_of[order]
+    if len(query_of) == 0:
+        return rows, best
+    # the same float64 product and summation per pair as for one query alone
+    pairs = snapshot.matrix[row_of].astype(np.float64) * queries[query_of].astype(np.float64)
+    exact = pairs.sum(axis=1)
+    exact = np.round(exact, SCORE_DECIMALS)
+    starts = np.flatnonzero(np.r_[True, query_of[1:] != query_of[:-1]])
+    best_of = np.maximum.reduceat(exact, starts)
+    # first pair reaching its query's best: the lowest row (ties go to the lowest subject id)
+    segment = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(exact)]))
+    winners = np.flatnonzero(exact == best_of[segment])
+    first = winners[np.r_[True, segment[winners][1:] != segment[winners][:-1]]]
+    rows[query_of[first]] = row_of[first]
+    best[query_of[first]] = exact[first]
     return rows, best
 
 

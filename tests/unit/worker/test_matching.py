@@ -118,3 +118,26 @@ def test_batch_equals_one_by_one(threshold: float) -> None:
     batch = match_batch(queries, snapshot, threshold)
     single = [match_batch(q[None, :], snapshot, threshold)[0] for q in queries]
     assert batch == single
+
+
+def test_near_ties_in_one_batch_resolve_as_one_by_one() -> None:
+    # several rows within the rescoring margin of each query, some exactly equal
+    rng = np.random.default_rng(5)
+    base = [unit(i) for i in range(6)]
+    subjects = []
+    for i in range(60):
+        vec = base[i % 6] + rng.standard_normal(DIM) * (0 if i % 4 == 0 else 1e-5)
+        subjects.append((f"s{i:03d}", (vec / np.linalg.norm(vec)).astype(np.float32)))
+    snapshot = store_with(*subjects).snapshot("W1")
+    assert snapshot is not None
+    queries = np.stack([base[i % 6] * 0.9 + unit(500 + i) * 0.43 for i in range(25)])
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    batch = match_batch(queries, snapshot, 0.5)
+    single = [match_batch(q[None, :], snapshot, 0.5)[0] for q in queries]
+    assert batch == single
+    assert all(m is not None for m in batch)
+    # the score is the rounded float64 cosine of the winning row, the lowest row among ties
+    for query, match in zip(queries, batch, strict=True):
+        assert match is not None
+        exact = np.round(snapshot.matrix.astype(np.float64) @ query.astype(np.float64), 6)
+        assert match.score == pytest.approx(exact.max(), abs=2e-6)

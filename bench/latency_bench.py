@@ -1,0 +1,255 @@
+"""Worker latency at a steady rate, and its memory with a large watchlist.
+
+1. Latency: detections published at a steady rate (default 2,000/s for 60 s,
+   one in 50 a watchlist face) with ``captured_at`` = the wall clock at
+   publication; for every alert, captured_at -> the broker's append time on
+   the alerts topic (LogAppendTime), so the figure covers publication,
+   consumption, batching, matching and the produce round trip. p50/p99/max.
+2. Memory: the worker's RSS (from /proc) once it holds a 20,000 x 512
+   watchlist and has matched a batch of detections against it, beside the
+   matrix's own size.
+
+Run: ``.venv/bin/python bench/latency_bench.py`` (needs Kafka at
+LFR_KAFKA_BOOTSTRAP); writes bench/results/worker_latency.json.
+Environment: LFR_BENCH_RATE, LFR_BENCH_SECONDS, LFR_BENCH_LATENCY_WATCHLIST,
+LFR_BENCH_MEMORY_WATCHLIST, LFR_BENCH_PARTS (latency,memory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KTopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+from worker_bench import (
+    cleanup,
+    scan_timestamps,
+    settings_for,
+    start_worker,
+    stop_worker,
+    unit_rows,
+)
+
+from schemas.codec import decode, encode
+from schemas.templates import template_to_bytes
+from streams.settings import Settings
+from streams.topics import create_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "worker_latency.json"
+HIT_EVERY = 50
+
+
+def append_time(settings: Settings, topic: str) -> None:
+    """The broker stamps each record of ``topic`` when it is written."""
+    admin = KafkaAdminClient(**settings.kafka_python_config())
+    try:
+        admin.alter_configs([ConfigResource(
+            ConfigResourceType.TOPIC, topic, configs={"message.timestamp.type": "LogAppendTime"},
+        )])  # fmt: skip
+    finally:
+        admin.close()
+
+
+def publish_reference(settings: Settings, watchlist: np.ndarray, starts_at: datetime) -> None:
+    """One ACTIVE window at site S1 from ``starts_at`` and the watchlist W1 built just before."""
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, acks=1, linger_ms=20,
+        batch_size=1 << 20, max_request_size=1 << 22,
+    )  # fmt: skip
+    for i, row in enumerate(watchlist):
+        entry = {
+            "subject_id": f"p{i}", "watchlist_id": "W1", "op": "ADD", "category": "missing",
+            "wanted_since": starts_at - timedelta(days=3), "template": template_to_bytes(row),
+            "template_model": "demo-512", "updated_at": starts_at - timedelta(minutes=30),
+        }  # fmt: skip
+        producer.send(
+            settings.topic_watchlist, key=f"W1:p{i}".encode(), value=encode("WatchlistEntry", entry)
+        )
+    window = {
+        "deployment_id": "D1", "site_id": "S1", "location": "bench", "use_case": "bench",
+        "mode": "FIXED_REMOTE", "camera_ids": ["c1"], "watchlist_id": "W1",
+        "watchlist_size": len(watchlist), "match_threshold": 0.64, "authorised_by": "bench",
+        "authorised_at": starts_at - timedelta(hours=1), "starts_at": starts_at, "ends_at": None,
+        "status": "ACTIVE", "officers_present": 1, "updated_at": starts_at - timedelta(hours=1),
+    }  # fmt: skip
+    producer.send(settings.topic_operations, key=b"S1", value=encode("OperationWindow", window))
+    producer.flush()
+    producer.close()
+
+
+class Publisher:
+    """Detections at site S1 at a steady rate, captured_at = now, in 10 ms ticks."""
+
+    def __init__(self, settings: Settings, watchlist: np.ndarray) -> None:
+        self.settings = settings
+        self.producer = KafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers, acks=1, linger_ms=2
+        )
+        faces = unit_rows(np.random.default_rng(7), 500)
+        self.faces = [template_to_bytes(v) for v in faces]
+        self.hits = [template_to_bytes(v) for v in watchlist]
+        self.sent = 0
+        self.achieved_rate = 0.0
+
+    def event(self, n: int) -> bytes:
+        template = self.hits[n % len(self.hits)] if n % HIT_EVERY == 0 else self.faces[n % 500]
+        return encode("DetectionEvent", {
+            "event_id": f"e{n}", "camera_id": "c1", "site_id": "S1",
+            "captured_at": datetime.now(UTC), "face_quality": 0.9,
+            "template": template, "template_model": "demo-512",
+        })  # fmt: skip
+
+    def run(self, rate: float, seconds: float, first: int = 0) -> None:
+        """Publish ``rate`` per second for ``seconds`` (numbered from ``first``)."""
+        tick = 0.01
+        per_tick = rate * tick
+        started = time.monotonic()
+        n = first
+        while (elapsed := time.monotonic() - started) < seconds:
+            due = per_tick * (int(elapsed / tick) + 1)
+            while n - first < due:
+                topic = self.settings.topic_detections
+                self.producer.send(topic, key=b"S1", value=self.event(n))
+                n += 1
+            time.sleep(max(0.0, started + (int(elapsed / tick) + 1) * tick - time.monotonic()))
+        self.producer.flush()
+        self.sent = n - first
+        self.achieved_rate = self.sent / (time.monotonic() - started)
+
+
+def alert_latencies_ms(settings: Settings, expected: int, timeout: float) -> dict[int, int]:
+    """Detection number -> captured_at to alert appended, in ms."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, group_id=None,
+        enable_auto_commit=False, auto_offset_reset="earliest",
+    )  # fmt: skip
+    parts = consumer.partitions_for_topic(settings.topic_alerts) or set()
+    consumer.assign([KTopicPartition(settings.topic_alerts, p) for p in parts])
+    latencies: dict[int, int] = {}
+    deadline = time.monotonic() + timeout
+    while len(latencies) < expected and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=1000).values():
+            for m in batch:
+                alert = decode("Alert", m.value)
+                captured = alert["captured_at"]
+                captured_ms = (
+                    captured if isinstance(captured, int) else int(captured.timestamp() * 1000)
+                )
+                latencies[int(alert["event_id"][1:])] = m.timestamp - captured_ms
+    consumer.close()
+    return latencies
+
+
+def latency(rate: float, seconds: float, watchlist_size: int) -> dict[str, Any]:
+    settings = settings_for(uuid.uuid4().hex[:8])
+    create_topics(settings)
+    append_time(settings, settings.topic_alerts)
+    append_time(settings, settings.topic_scans)
+    watchlist = unit_rows(np.random.default_rng(1), watchlist_size)
+    publish_reference(settings, watchlist, datetime.now(UTC) - timedelta(hours=1))
+    publisher = Publisher(settings, watchlist)
+    proc, log = start_worker(settings)
+    try:
+        # warm-up until the worker answers with scans: start-up is not latency
+        warm = 200
+        publisher.run(rate=warm, seconds=1.0)
+        if len(scan_timestamps(settings, warm, timeout=300)) < warm:
+            raise RuntimeError(f"the worker never answered; see {log.name}")
+        first = publisher.sent
+        thread = threading.Thread(target=publisher.run, args=(rate, seconds, first))
+        thread.start()
+        thread.join()
+        steady = publisher.sent
+        # every HIT_EVERY-th detection is a watchlist face
+        expected = len(range(0, first + steady, HIT_EVERY))
+        latencies = alert_latencies_ms(settings, expected, timeout=120)
+        # only the steady phase: alerts of detections published after the warm-up
+        steady_latencies = [ms for n, ms in latencies.items() if n >= first]
+    finally:
+        stop_worker(proc, log)
+        cleanup(settings)
+    values = np.array(steady_latencies, dtype=float)
+    return {
+        "rate_per_second": rate, "seconds": seconds, "watchlist": f"{watchlist_size} x 512",
+        "published": steady, "alerts": len(values), "published_per_second": publisher.achieved_rate,
+        "p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99)),
+        "max_ms": float(values.max()),
+    }  # fmt: skip
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def memory(watchlist_size: int) -> dict[str, Any]:
+    settings = settings_for(uuid.uuid4().hex[:8])
+    create_topics(settings)
+    append_time(settings, settings.topic_scans)
+    watchlist = unit_rows(np.random.default_rng(1), watchlist_size)
+    publish_reference(settings, watchlist, datetime.now(UTC) - timedelta(hours=1))
+    publisher = Publisher(settings, watchlist[:100])
+    proc, log = start_worker(settings)
+    try:
+        ready_url = f"http://127.0.0.1:{settings.worker_metrics_port}/readyz"
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(ready_url, timeout=2):  # noqa: S310
+                    break
+            except OSError:
+                time.sleep(1)
+        ready_rss = rss_bytes(proc.pid)
+        publisher.run(rate=1000, seconds=2.0)
+        if len(scan_timestamps(settings, publisher.sent, timeout=300)) < publisher.sent:
+            raise RuntimeError(f"the worker did not scan every detection; see {log.name}")
+        matched_rss = rss_bytes(proc.pid)
+    finally:
+        stop_worker(proc, log)
+        cleanup(settings)
+    return {
+        "watchlist": f"{watchlist_size} x 512", "matrix_bytes": watchlist_size * 512 * 4,
+        "rss_ready_bytes": ready_rss, "rss_after_matching_bytes": matched_rss,
+        "rss_after_matching_mb": round(matched_rss / 2**20, 1),
+    }  # fmt: skip
+
+
+def main() -> int:
+    parts = os.environ.get("LFR_BENCH_PARTS", "latency,memory").split(",")
+    result: dict[str, Any] = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_1m": os.getloadavg()[0]},
+    }  # fmt: skip
+    if "latency" in parts:
+        result["latency"] = latency(
+            rate=float(os.environ.get("LFR_BENCH_RATE", "2000")),
+            seconds=float(os.environ.get("LFR_BENCH_SECONDS", "60")),
+            watchlist_size=int(os.environ.get("LFR_BENCH_LATENCY_WATCHLIST", "10")),
+        )
+    if "memory" in parts:
+        result["memory"] = memory(int(os.environ.get("LFR_BENCH_MEMORY_WATCHLIST", "20000")))
+    result["machine"]["load_average_1m_after"] = os.getloadavg()[0]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
