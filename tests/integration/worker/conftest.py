@@ -127,6 +127,8 @@ class WorkerHarness:
         try:
             parts = consumer.partitions_for_topic(topic) or set()
             tps = [TopicPartition(topic, p) for p in parts]
+            if not tps:
+                return []  # no metadata for the topic yet: nothing readable now
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
             ends = consumer.end_offsets(tps)
