@@ -35,7 +35,9 @@ from kafka import TopicPartition as KTopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from worker_bench import (
     cleanup,
+    reference_producer,
     scan_timestamps,
+    send_reference,
     settings_for,
     start_worker,
     stop_worker,
@@ -61,33 +63,6 @@ def append_time(settings: Settings, topic: str) -> None:
         )])  # fmt: skip
     finally:
         admin.close()
-
-
-def publish_reference(settings: Settings, watchlist: np.ndarray, starts_at: datetime) -> None:
-    """One ACTIVE window at site S1 from ``starts_at`` and the watchlist W1 built just before."""
-    producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks=1, linger_ms=20,
-        batch_size=1 << 20, max_request_size=1 << 22,
-    )  # fmt: skip
-    for i, row in enumerate(watchlist):
-        entry = {
-            "subject_id": f"p{i}", "watchlist_id": "W1", "op": "ADD", "category": "missing",
-            "wanted_since": starts_at - timedelta(days=3), "template": template_to_bytes(row),
-            "template_model": "demo-512", "updated_at": starts_at - timedelta(minutes=30),
-        }  # fmt: skip
-        producer.send(
-            settings.topic_watchlist, key=f"W1:p{i}".encode(), value=encode("WatchlistEntry", entry)
-        )
-    window = {
-        "deployment_id": "D1", "site_id": "S1", "location": "bench", "use_case": "bench",
-        "mode": "FIXED_REMOTE", "camera_ids": ["c1"], "watchlist_id": "W1",
-        "watchlist_size": len(watchlist), "match_threshold": 0.64, "authorised_by": "bench",
-        "authorised_at": starts_at - timedelta(hours=1), "starts_at": starts_at, "ends_at": None,
-        "status": "ACTIVE", "officers_present": 1, "updated_at": starts_at - timedelta(hours=1),
-    }  # fmt: skip
-    producer.send(settings.topic_operations, key=b"S1", value=encode("OperationWindow", window))
-    producer.flush()
-    producer.close()
 
 
 class Publisher:
@@ -159,7 +134,12 @@ def latency(rate: float, seconds: float, watchlist_size: int) -> dict[str, Any]:
     append_time(settings, settings.topic_alerts)
     append_time(settings, settings.topic_scans)
     watchlist = unit_rows(np.random.default_rng(1), watchlist_size)
-    publish_reference(settings, watchlist, datetime.now(UTC) - timedelta(hours=1))
+    producer = reference_producer(settings)
+    send_reference(
+        producer, settings, watchlist, datetime.now(UTC) - timedelta(hours=1),
+        built_before=timedelta(minutes=30),
+    )  # fmt: skip
+    producer.close()
     publisher = Publisher(settings, watchlist)
     proc, log = start_worker(settings)
     try:
@@ -202,7 +182,12 @@ def memory(watchlist_size: int) -> dict[str, Any]:
     create_topics(settings)
     append_time(settings, settings.topic_scans)
     watchlist = unit_rows(np.random.default_rng(1), watchlist_size)
-    publish_reference(settings, watchlist, datetime.now(UTC) - timedelta(hours=1))
+    producer = reference_producer(settings)
+    send_reference(
+        producer, settings, watchlist, datetime.now(UTC) - timedelta(hours=1),
+        built_before=timedelta(minutes=30),
+    )  # fmt: skip
+    producer.close()
     publisher = Publisher(settings, watchlist[:100])
     proc, log = start_worker(settings)
     try:

@@ -82,16 +82,19 @@ def env_of(settings: Settings) -> dict[str, str]:
     return env
 
 
-def publish(settings: Settings, watchlist: np.ndarray, detections: int, hits: int) -> None:
-    producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks=1, linger_ms=20,
-        batch_size=1 << 20, max_request_size=1 << 22,
-    )  # fmt: skip
+def send_reference(
+    producer: KafkaProducer,
+    settings: Settings,
+    watchlist: np.ndarray,
+    starts_at: datetime,
+    built_before: timedelta,
+) -> None:
+    """One ACTIVE window at site S1 from ``starts_at`` and its watchlist W1, flushed."""
     for i, row in enumerate(watchlist):
         entry = {
             "subject_id": f"p{i}", "watchlist_id": "W1", "op": "ADD", "category": "missing",
-            "wanted_since": T0 - timedelta(days=3), "template": template_to_bytes(row),
-            "template_model": "demo-512", "updated_at": T0 - timedelta(hours=2),
+            "wanted_since": starts_at - timedelta(days=3), "template": template_to_bytes(row),
+            "template_model": "demo-512", "updated_at": starts_at - built_before,
         }  # fmt: skip
         producer.send(
             settings.topic_watchlist, key=f"W1:p{i}".encode(), value=encode("WatchlistEntry", entry)
@@ -100,11 +103,24 @@ def publish(settings: Settings, watchlist: np.ndarray, detections: int, hits: in
         "deployment_id": "D1", "site_id": "S1", "location": "bench", "use_case": "bench",
         "mode": "FIXED_REMOTE", "camera_ids": ["c1"], "watchlist_id": "W1",
         "watchlist_size": len(watchlist), "match_threshold": 0.64, "authorised_by": "bench",
-        "authorised_at": T0 - timedelta(hours=1), "starts_at": T0, "ends_at": None,
-        "status": "ACTIVE", "officers_present": 1, "updated_at": T0 - timedelta(hours=1),
+        "authorised_at": starts_at - timedelta(hours=1), "starts_at": starts_at, "ends_at": None,
+        "status": "ACTIVE", "officers_present": 1, "updated_at": starts_at - timedelta(hours=1),
     }  # fmt: skip
     producer.send(settings.topic_operations, key=b"S1", value=encode("OperationWindow", window))
     producer.flush()
+
+
+def reference_producer(settings: Settings) -> KafkaProducer:
+    """A producer for the bench's reference data (large watchlists: big batches)."""
+    return KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, acks=1, linger_ms=20,
+        batch_size=1 << 20, max_request_size=1 << 22,
+    )  # fmt: skip
+
+
+def publish(settings: Settings, watchlist: np.ndarray, detections: int, hits: int) -> None:
+    producer = reference_producer(settings)
+    send_reference(producer, settings, watchlist, T0, built_before=timedelta(hours=2))
     rng = np.random.default_rng(7)
     faces = unit_rows(rng, 2000)
     for n in range(detections):
