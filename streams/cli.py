@@ -108,7 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
         except Exception as exc:  # only Kafka and TLS failures are the user's to fix
-            line = kafka_failure_line(exc, settings.kafka_bootstrap, recorder.cause())
+            line = kafka_failure_line(
+                exc,
+                settings.kafka_bootstrap,
+                recorder.cause(),
+                sasl=settings.kafka_sasl_mechanism is not None,
+            )
             if line is None and isinstance(exc, ssl.SSLError):
                 line = f"TLS failed: {exc}"
             if line is None:

@@ -157,12 +157,18 @@ def recording_client_failures() -> Iterator[ClientFailureRecorder]:
 
 
 def kafka_failure_line(
-    exc: BaseException, bootstrap: str, recorded: BaseException | None = None
+    exc: BaseException,
+    bootstrap: str,
+    recorded: BaseException | None = None,
+    *,
+    sasl: bool = False,
 ) -> str | None:
     """One line naming the cause of a Kafka failure, or None when ``exc`` is not one.
 
     ``recorded`` is what :class:`ClientFailureRecorder` saw; it explains a bare
-    bootstrap timeout.
+    bootstrap timeout. ``sasl``: the client logs in; a broker that accepted the
+    connection and then dropped it most likely refused the login (seen with a
+    wrong SCRAM password: the broker's close can overtake its error response).
     """
     from kafka.errors import KafkaError
 
@@ -182,4 +188,9 @@ def kafka_failure_line(
         "unreachable": "no broker answers (is it running, is the address right?)",
         "timeout": "timed out",
     }.get(cause, "failed")
+    if sasl and cause == "unreachable" and "disconnected" in str(reason):
+        words = (
+            "the broker closed the connection during the login "
+            "(authentication failed? check LFR_KAFKA_SASL_*)"
+        )
     return f"Kafka at {bootstrap}: {words}: {detail}"[:400].replace("\n", " ")

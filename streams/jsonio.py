@@ -229,6 +229,26 @@ def publish_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _check_readable(settings: Settings, topic: str) -> None:
+    """Raise the broker's error for ``topic`` (not authorised, unknown) before consuming.
+
+    A consumer subscribed to a topic its user may not describe, or that does
+    not exist, waits for metadata that never comes; one metadata request
+    turns that into an error the command can name.
+    """
+    from kafka import KafkaAdminClient
+    from kafka.errors import for_code
+
+    admin = KafkaAdminClient(**settings.kafka_python_config())
+    try:
+        described = admin.describe_topics([topic])
+    finally:
+        admin.close()
+    for entry in described:
+        if entry.get("error_code"):
+            raise for_code(entry["error_code"])(f"topic {topic}")
+
+
 def consume_command(args: argparse.Namespace, settings: Settings) -> int:
     """Handler of ``lfr consume``."""
     from kafka import KafkaConsumer
@@ -242,6 +262,7 @@ def consume_command(args: argparse.Namespace, settings: Settings) -> int:
     }
     if args.timeout is not None:
         consumer_options["consumer_timeout_ms"] = int(args.timeout * 1000)
+    _check_readable(settings, topic)
     consumer = KafkaConsumer(topic, **settings.kafka_python_config(), **consumer_options)
     printed = undecodable = 0
     try:

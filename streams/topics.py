@@ -264,7 +264,12 @@ def wait_for_broker(settings: Settings, timeout_s: float) -> None:
                 cause = recorder.cause()
                 fatal = cause is not None and classify_exception(cause).cause in FATAL_CAUSES
                 if fatal or time.monotonic() >= deadline:
-                    line = kafka_failure_line(exc, settings.kafka_bootstrap, cause)
+                    line = kafka_failure_line(
+                        exc,
+                        settings.kafka_bootstrap,
+                        cause,
+                        sasl=settings.kafka_sasl_mechanism is not None,
+                    )
                     message = line or f"Kafka at {settings.kafka_bootstrap}: {exc}"
                     raise CommandError(message) from exc
                 log.info("waiting for Kafka at %s", settings.kafka_bootstrap)

@@ -127,6 +127,12 @@ def test_a_bootstrap_timeout_is_explained_by_what_the_client_logged() -> None:
     line = kafka_failure_line(timeout, "127.0.0.1:1", refused)
     assert line is not None and "no broker answers" in line and "ECONNREFUSED" in line
     assert kafka_failure_line(ValueError("not Kafka"), "x:1") is None
+    # a login refused by a close that overtook the broker's error response
+    dropped = kafka_errors.KafkaConnectionError("socket disconnected")
+    line = kafka_failure_line(timeout, "127.0.0.1:9092", dropped, sasl=True)
+    assert line is not None and "during the login (authentication failed?" in line
+    line = kafka_failure_line(timeout, "127.0.0.1:9092", dropped)
+    assert line is not None and "no broker answers" in line
 
 
 def test_blockage_backs_off_reports_and_gives_up() -> None:
