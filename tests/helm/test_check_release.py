@@ -70,6 +70,8 @@ def release_env(
     for topic in TOPICS:
         monkeypatch.setenv(f"LFR_TOPIC_{topic.upper()}", f"lfr-test-check.{topic}.{suffix}")
     monkeypatch.setenv("LFR_TOPIC_DLQ", f"lfr-test-check.dlq.{suffix}")
+    # the app id names the Faust changelogs topics create makes: never the default one's
+    monkeypatch.setenv("LFR_APP_ID", f"lfr-test-check-{suffix}")
     # in a release the migrate hook has made the database; here the server's own one
     monkeypatch.setenv("LFR_CLICKHOUSE_DATABASE", "default")
     monkeypatch.setenv("LFR_PARTITIONS", "1")
