@@ -17,7 +17,6 @@ LFR_BENCH_MEMORY_WATCHLIST, LFR_BENCH_PARTS (latency,memory).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -42,6 +41,7 @@ from worker_bench import (
     start_worker,
     stop_worker,
     unit_rows,
+    write_results,
 )
 
 from schemas.codec import decode, encode
@@ -63,6 +63,16 @@ def append_time(settings: Settings, topic: str) -> None:
         )])  # fmt: skip
     finally:
         admin.close()
+
+
+def publish_reference_now(settings: Settings, watchlist: np.ndarray) -> None:
+    """A window that began an hour ago and its watchlist, built half an hour before it."""
+    producer = reference_producer(settings)
+    send_reference(
+        producer, settings, watchlist, datetime.now(UTC) - timedelta(hours=1),
+        built_before=timedelta(minutes=30),
+    )  # fmt: skip
+    producer.close()
 
 
 class Publisher:
@@ -134,12 +144,7 @@ def latency(rate: float, seconds: float, watchlist_size: int) -> dict[str, Any]:
     append_time(settings, settings.topic_alerts)
     append_time(settings, settings.topic_scans)
     watchlist = unit_rows(np.random.default_rng(1), watchlist_size)
-    producer = reference_producer(settings)
-    send_reference(
-        producer, settings, watchlist, datetime.now(UTC) - timedelta(hours=1),
-        built_before=timedelta(minutes=30),
-    )  # fmt: skip
-    producer.close()
+    publish_reference_now(settings, watchlist)
     publisher = Publisher(settings, watchlist)
     proc, log = start_worker(settings)
     try:
@@ -182,12 +187,7 @@ def memory(watchlist_size: int) -> dict[str, Any]:
     create_topics(settings)
     append_time(settings, settings.topic_scans)
     watchlist = unit_rows(np.random.default_rng(1), watchlist_size)
-    producer = reference_producer(settings)
-    send_reference(
-        producer, settings, watchlist, datetime.now(UTC) - timedelta(hours=1),
-        built_before=timedelta(minutes=30),
-    )  # fmt: skip
-    producer.close()
+    publish_reference_now(settings, watchlist)
     publisher = Publisher(settings, watchlist[:100])
     proc, log = start_worker(settings)
     try:
@@ -229,10 +229,7 @@ def main() -> int:
         )
     if "memory" in parts:
         result["memory"] = memory(int(os.environ.get("LFR_BENCH_MEMORY_WATCHLIST", "20000")))
-    result["machine"]["load_average_1m_after"] = os.getloadavg()[0]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_results(RESULTS, result)
     return 0
 
 

@@ -82,6 +82,14 @@ def env_of(settings: Settings) -> dict[str, str]:
     return env
 
 
+def write_results(path: Path, result: dict[str, Any]) -> None:
+    """Note the load after the run, write the figures to ``path`` and print them."""
+    result["machine"]["load_average_1m_after"] = os.getloadavg()[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
 def send_reference(
     producer: KafkaProducer,
     settings: Settings,
@@ -368,10 +376,7 @@ def main() -> int:
         result["watchlist_16000x512"] = big_watchlist(big_n)
     if "small" in parts:
         result["watchlist_10"] = small_watchlist(small_n)
-    result["machine"]["load_average_1m_after"] = os.getloadavg()[0]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_results(RESULTS, result)
     return 0
 
 
