@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
-from streams.demo import lfr, publish_scenario
+from streams.demo import publish_scenario
 from streams.localstack.kafka import KafkaService
 from streams.pipeline import Pipeline
 from streams.settings import Settings
 from tests.conftest import free_port
 
-from .test_pipeline_truth import report, start
+from .test_pipeline_truth import report, running_pipeline, start
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
@@ -58,16 +58,8 @@ def pipeline(
         kafka_bootstrap=private_broker.endpoint, worker_metrics_port=free_port(),
         sink_metrics_port=free_port(), partitions=3, watchlist_partitions=2,
     )  # fmt: skip
-    lfr(settings, "topics", "create")
-    lfr(settings, "migrate", "--wait", "30")
-    running = Pipeline(settings, tmp_path / "logs")
-    yield running
-    running.stop()
-    from clickhouse_driver import Client
-
-    client = Client(host=settings.clickhouse_host, port=settings.clickhouse_port)
-    client.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
-    client.disconnect()
+    with running_pipeline(settings, tmp_path / "logs") as running:
+        yield running
 
 
 def kill_broker(broker: KafkaService) -> None:

@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +26,31 @@ from tests.conftest import free_port
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
 
+@contextmanager
+def running_pipeline(settings: Settings, logs: Path) -> Iterator[Pipeline]:
+    """Topics and schema for ``settings``, a pipeline to start; stopped and dropped after."""
+    lfr(settings, "topics", "create")
+    lfr(settings, "migrate", "--wait", "30")
+    pipeline = Pipeline(settings, logs)
+    try:
+        yield pipeline
+    finally:
+        pipeline.stop()
+        from clickhouse_driver import Client
+
+        client = Client(host=settings.clickhouse_host, port=settings.clickhouse_port)
+        client.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+        client.disconnect()
+
+
 @pytest.fixture
 def e2e(test_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[Pipeline]:
     settings = test_settings(
         worker_metrics_port=free_port(), sink_metrics_port=free_port(), partitions=3,
         watchlist_partitions=2,
     )  # fmt: skip
-    lfr(settings, "topics", "create")
-    lfr(settings, "migrate", "--wait", "30")
-    pipeline = Pipeline(settings, tmp_path / "logs")
-    yield pipeline
-    pipeline.stop()
-    from clickhouse_driver import Client
-
-    client = Client(host=settings.clickhouse_host, port=settings.clickhouse_port)
-    client.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
-    client.disconnect()
+    with running_pipeline(settings, tmp_path / "logs") as pipeline:
+        yield pipeline
 
 
 def report(settings: Settings) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -18,14 +18,13 @@ from typing import Any
 
 import pytest
 
-from streams.demo import lfr, publish_scenario
+from streams.demo import publish_scenario
 from streams.localstack import stack
 from streams.localstack.process import pid_alive
 from streams.localstack.topology import Topology
-from streams.pipeline import Pipeline
 from streams.settings import Settings
 from tests.conftest import free_port
-from tests.e2e.test_pipeline_truth import assert_equal_to_truth, start
+from tests.e2e.test_pipeline_truth import assert_equal_to_truth, running_pipeline, start
 from tests.integration.stack.private_stack import PrivateStack, private_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
@@ -50,10 +49,7 @@ def test_broker_killed_and_left_down_loses_nothing(
         watchlist_partitions=2, state_dir=tmp_path / "state",
     )  # fmt: skip
     assert len(settings.bootstrap_servers) == 3
-    lfr(settings, "topics", "create")
-    lfr(settings, "migrate", "--wait", "30")
-    pipeline = Pipeline(settings, tmp_path / "logs")
-    try:
+    with running_pipeline(settings, tmp_path / "logs") as pipeline:
         start(pipeline)
         result: dict[str, Any] = {}
         publisher = threading.Thread(
@@ -70,10 +66,3 @@ def test_broker_killed_and_left_down_loses_nothing(
         pipeline.wait_caught_up(timeout_s=400)
         assert not pid_alive(pid), "the killed broker stays down"
         assert_equal_to_truth(pipeline, result)
-    finally:
-        pipeline.stop()
-        from clickhouse_driver import Client
-
-        client = Client(host=settings.clickhouse_host, port=settings.clickhouse_port)
-        client.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
-        client.disconnect()
