@@ -60,7 +60,7 @@ from sinks.errors import (
     SinkBlockedTooLong,
     UnmappableRecord,
 )
-from sinks.retention import run_retention
+from sinks.retention import PERSON_DAYS, SCAN_DAYS, run_retention
 from sinks.rollup import rollup
 from sinks.rows import (
     ALERTS,
@@ -128,8 +128,8 @@ class SinkOptions:
     unassigned_grace_s: float = 30.0
     rollup_interval_s: float = 10.0
     retention_interval_s: float = 3600.0
-    person_days: int = 31
-    scan_days: int = 90
+    person_days: int = PERSON_DAYS
+    scan_days: int = SCAN_DAYS
     # Kafka fetch sizes: a fetch of many small records is what keeps the sink near the
     # speed of a raw insert; fetch_max_bytes bounds one fetch response (so memory)
     fetch_max_bytes: int = 32 * 1024 * 1024

@@ -367,6 +367,8 @@ def render(stores: list[StoreAge]) -> Iterator[str]:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``lfr audit retention``."""
+    from sinks.retention import PERSON_DAYS, SCAN_DAYS  # the limits the sink enforces
+
     parser = subparsers.add_parser("audit", help="audit what the stores still hold")
     actions = parser.add_subparsers(dest="audit_action", metavar="ACTION", required=True)
     retention = actions.add_parser(
@@ -380,11 +382,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     retention.add_argument(
         "--person-days",
         type=int,
-        default=31,
+        default=PERSON_DAYS,
         help="retention of alerts, outcomes, dead letters (as `lfr sink`)",
     )
     retention.add_argument(
-        "--scan-days", type=int, default=90, help="retention of scans (as `lfr sink`)"
+        "--scan-days", type=int, default=SCAN_DAYS, help="retention of scans (as `lfr sink`)"
     )
     retention.add_argument(
         "--retention-interval",
