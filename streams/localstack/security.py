@@ -21,6 +21,7 @@ from typing import Any
 
 from streams.localstack.tls import TlsFiles, ensure_tls_files
 from streams.settings import Settings
+from streams.topics import CATALOGUE
 
 APP_USER = "lfr"
 ADMIN_USER = "admin"
@@ -58,8 +59,8 @@ def ensure_credentials(path: Path) -> Credentials:
 
 def topic_prefixes(settings: Settings) -> list[str]:
     """Prefixes covering the pipeline's topics: each name up to and including its first dot."""
-    values = [getattr(settings, f) for f in type(settings).model_fields if f.startswith("topic_")]
-    names = [v for v in values if isinstance(v, str)]  # topic_segment_ms and the like are not names
+    # the catalogue's named topics; Faust's changelogs fall under the app id's prefix
+    names = [t.name(settings) for t in CATALOGUE if t.setting is not None]
     return sorted({name.partition(".")[0] + "." if "." in name else name for name in names})
 
 
