@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from common.settings import Settings
 from streams.kafka_lag import LagProbe, LagUnknown
 from streams.localstack.kafka import KafkaService
-from streams.settings import Settings
 from tests.conftest import Stack, free_port, unique
 
 pytestmark = pytest.mark.integration
