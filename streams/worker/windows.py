@@ -2,19 +2,33 @@
 
 A site's state is a mapping ``deployment_id -> OperationWindow`` (every
 window the site ever had, as the Faust table keeps them); the latest version
-of a deployment, by ``updated_at``, wins. Everything here is pure.
+of a deployment, by ``updated_at``, wins. Everything here is pure:
+:func:`apply_operations` is the operations stage (lfr.operations records ->
+the ``windows`` table's changes and dead letters).
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from schemas.codec import decode as shared_decode
 from schemas.validation import validate
-from streams.worker.errors import InvalidWindowError
+from streams.topics import BY_SHORT
+from streams.worker.errors import InvalidWindowError, WorkerError
 from streams.worker.instants import optional_millis, to_millis
+from streams.worker.source import Decode, Input, SourceRecord, admit_batch, check_key
+from streams.worker.stage import StageResult, StateChanges
+
+log = logging.getLogger(__name__)
+
+OPERATIONS = Input(BY_SHORT["operations"], "worker.operations", tombstones=True)
+"""lfr.operations as the operations stage and the broadcast view read it."""
+TABLE = "windows"
+"""The table of every window each site had, keyed by the site_id bytes."""
 
 LIVE_STATUSES = frozenset({"PLANNED", "ACTIVE"})
 """Statuses of a deployment that has not finished (its watchlist must stay)."""
@@ -75,16 +89,16 @@ class OperationWindow:
 def parse_window(record: Mapping[str, Any], key: str | None) -> OperationWindow:
     """The one check of an lfr.operations record, wherever a window is used.
 
-    The operations agent (which dead-letters what this rejects, once, in the
-    worker owning the partition) and the broadcast view that gates
-    detections (which skips it) both call this, so a window that is invalid
-    or unauthorised gates nothing anywhere. Raises a ``SchemaError``
-    (semantic validation) or :class:`InvalidWindowError`.
+    The same checks as :data:`OPERATIONS` then :func:`window_from_record`,
+    which the operations stage (dead-lettering what they reject, once, in
+    the worker owning the partition) and the broadcast view that gates
+    detections (skipping it) both apply, so a window that is invalid or
+    unauthorised gates nothing anywhere. Raises a ``SchemaError`` (semantic
+    validation) or a ``WorkerError``.
     """
     validate("OperationWindow", record)
     window = window_from_record(record)
-    if key != window.site_id:
-        raise InvalidWindowError("the record key is not the window's site_id")
+    check_key(OPERATIONS.topic, record, key)
     return window
 
 
@@ -166,3 +180,31 @@ def site_from_state(state: Mapping[str, Any] | None) -> dict[str, OperationWindo
 def count_active(sites: Mapping[str, Mapping[str, OperationWindow]]) -> int:
     """Number of windows currently ACTIVE (for the ``lfr_operation_windows_active`` gauge)."""
     return sum(1 for site in sites.values() for w in site.values() if w.status == "ACTIVE")
+
+
+def apply_operations(
+    records: Iterable[SourceRecord], windows: Mapping[bytes, Any], decode: Decode = shared_decode
+) -> StageResult:
+    """The operations stage: each valid window applied to its site's entry of ``windows``.
+
+    A compaction tombstone for a site changes nothing: the table keeps the
+    site's windows for audit.
+    """
+    admitted, letters = admit_batch(records, OPERATIONS, decode)
+    result = StageResult(dead_letters=letters)
+    state = StateChanges({TABLE: windows})
+    for item in admitted:
+        if item.value is None:
+            log.info("operations tombstone for %s ignored", item.record.key_text)
+            continue
+        try:
+            window = window_from_record(item.value)
+        except WorkerError as exc:
+            result.dead_letters.append(OPERATIONS.reject(item.record, exc))
+            continue
+        key = window.site_id.encode()
+        site = apply_window(site_from_state(state.get(TABLE, key)), window)
+        state.put(TABLE, key, site_to_state(site))
+        log.info("window %s at %s is %s", window.deployment_id, window.site_id, window.status)
+    result.changes = state.changes
+    return result
