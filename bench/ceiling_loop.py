@@ -20,9 +20,9 @@ from common.settings import Settings
 from schemas.codec import Codec
 from streams.worker.deletion import DeletionPolicy
 from streams.worker.detections import DetectionContext, process_batch
-from streams.worker.faust_io import Outgoing, send_grouped
 from streams.worker.pseudonym import Pseudonymiser
 from streams.worker.reference import ReferenceData
+from streams.worker.runtime.outputs import Outgoing, send_grouped
 from streams.worker.source import SourceRecord
 from streams.worker.windows import parse_window
 

@@ -40,7 +40,7 @@ from streams.worker.stage import Output, StageResult, TableChange
 from streams.worker.windows import OperationWindow
 
 STAGE = "worker.detections"
-SITE_CLOCK = "site_clock"
+SITE_CLOCK_TABLE = "site_clock"
 """The table of the newest captured_at per site (allowed lateness), keyed by site_id bytes."""
 SCANS, ALERTS = BY_SHORT["scans"], BY_SHORT["alerts"]
 
@@ -230,5 +230,5 @@ def stage_result(result: BatchResult, stored_clock: Callable[[str], int | None])
     for site_id, newest in result.high_water.items():
         stored = stored_clock(site_id)
         if stored is None or stored < newest:
-            changes.append(TableChange(SITE_CLOCK, site_id.encode(), newest))
+            changes.append(TableChange(SITE_CLOCK_TABLE, site_id.encode(), newest))
     return StageResult(outputs, list(result.dead_letters), changes)

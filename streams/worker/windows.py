@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 OPERATIONS = Input(BY_SHORT["operations"], "worker.operations", tombstones=True)
 """lfr.operations as the operations stage and the broadcast view read it."""
-TABLE = "windows"
+WINDOWS_TABLE = "windows"
 """The table of every window each site had, keyed by the site_id bytes."""
 
 LIVE_STATUSES = frozenset({"PLANNED", "ACTIVE"})
@@ -192,7 +192,7 @@ def apply_operations(
     """
     admitted, letters = admit_batch(records, OPERATIONS, decode)
     result = StageResult(dead_letters=letters)
-    state = StateChanges({TABLE: windows})
+    state = StateChanges({WINDOWS_TABLE: windows})
     for item in admitted:
         if item.value is None:
             log.info("operations tombstone for %s ignored", item.record.key_text)
@@ -203,8 +203,8 @@ def apply_operations(
             result.dead_letters.append(OPERATIONS.reject(item.record, exc))
             continue
         key = window.site_id.encode()
-        site = apply_window(site_from_state(state.get(TABLE, key)), window)
-        state.put(TABLE, key, site_to_state(site))
+        site = apply_window(site_from_state(state.get(WINDOWS_TABLE, key)), window)
+        state.put(WINDOWS_TABLE, key, site_to_state(site))
         log.info("window %s at %s is %s", window.deployment_id, window.site_id, window.status)
     result.changes = state.changes
     return result

@@ -21,14 +21,19 @@ from streams.worker.adjudications import (
     on_alerts,
 )
 from streams.worker.deletion import DeletionPolicy
-from streams.worker.detections import SITE_CLOCK, DetectionContext, process_batch, stage_result
+from streams.worker.detections import (
+    SITE_CLOCK_TABLE,
+    DetectionContext,
+    process_batch,
+    stage_result,
+)
 from streams.worker.expiry import ALERTS_TABLE, OUTCOME_AT, STORED_AT, AlertExpiry, expire_alerts
 from streams.worker.instants import to_millis
 from streams.worker.pseudonym import Pseudonymiser
 from streams.worker.reference import ReferenceData, read_entries, read_windows
 from streams.worker.snapshot import NEVER
 from streams.worker.source import Input, KeyRule, admit, admit_batch
-from streams.worker.windows import OPERATIONS, TABLE, apply_operations, site_from_state
+from streams.worker.windows import OPERATIONS, WINDOWS_TABLE, apply_operations, site_from_state
 
 from .conftest import T0, detection, unit, watchlist_record, window_record
 from .memory import MemoryRuntime, record
@@ -106,8 +111,8 @@ def test_operations_stage_fills_the_windows_table_and_dead_letters_the_rest() ->
     unauthorised = operation(deployment_id="D3", authorised_by=None, authorised_at=None)
     tombstone = record("lfr.operations", "S1", None)
     runtime.run(apply_operations, [first, second, unauthorised, tombstone],
-                runtime.table(TABLE))  # fmt: skip
-    site = site_from_state(runtime.table(TABLE)[b"S1"])
+                runtime.table(WINDOWS_TABLE))  # fmt: skip
+    site = site_from_state(runtime.table(WINDOWS_TABLE)[b"S1"])
     assert sorted(site) == ["D1", "D2"]  # the second saw the first within the batch
     assert runtime.reasons() == ["invalid"]
     assert runtime.produced.keys() == {"dlq"}
@@ -117,9 +122,9 @@ def test_an_older_window_version_leaves_the_table_as_it_was() -> None:
     runtime = MemoryRuntime()
     runtime.run(apply_operations, [operation(status="ENDED", ends_at=T0 + timedelta(hours=1),
                                              updated_at=T0 + timedelta(hours=1))],
-                runtime.table(TABLE))  # fmt: skip
-    runtime.run(apply_operations, [operation()], runtime.table(TABLE))
-    assert site_from_state(runtime.table(TABLE)[b"S1"])["D1"].status == "ENDED"
+                runtime.table(WINDOWS_TABLE))  # fmt: skip
+    runtime.run(apply_operations, [operation()], runtime.table(WINDOWS_TABLE))
+    assert site_from_state(runtime.table(WINDOWS_TABLE)[b"S1"])["D1"].status == "ENDED"
 
 
 # --- broadcast reference data ---------------------------------------------------------
@@ -150,7 +155,7 @@ def worker_state() -> tuple[MemoryRuntime, ReferenceData, DetectionContext]:
     ref = ReferenceData(DeletionPolicy(grace_s=120.0))
     read_windows([operation()], ref, 0.0)
     read_entries([entry("s1", 1), entry("s2", 2)], ref, 0.0)
-    clock = runtime.table(SITE_CLOCK)
+    clock = runtime.table(SITE_CLOCK_TABLE)
     ctx = DetectionContext(
         windows_of=ref.windows_of,
         watchlist=ref.snapshot,
@@ -164,7 +169,7 @@ def worker_state() -> tuple[MemoryRuntime, ReferenceData, DetectionContext]:
 
 
 def detect(runtime: MemoryRuntime, ctx: DetectionContext, records: list[Any]) -> None:
-    clock = runtime.table(SITE_CLOCK)
+    clock = runtime.table(SITE_CLOCK_TABLE)
     result = process_batch(records, ctx)
     runtime.carry_out(stage_result(result, lambda site: clock.get(site.encode())))
 
@@ -179,9 +184,9 @@ def test_detections_produce_keyed_scans_alerts_and_advance_the_site_clock() -> N
     ]  # fmt: skip
     ((key, alert, timestamp_ms),) = runtime.produced["alerts"]
     assert key == alert["alert_id"] and timestamp_ms == 1_759_309_200_000
-    assert runtime.table(SITE_CLOCK) == {b"S1": to_millis(late)}
+    assert runtime.table(SITE_CLOCK_TABLE) == {b"S1": to_millis(late)}
     detect(runtime, ctx, [detection(unit(50), event_id="older")])
-    assert runtime.table(SITE_CLOCK) == {b"S1": to_millis(late)}  # never moves back
+    assert runtime.table(SITE_CLOCK_TABLE) == {b"S1": to_millis(late)}  # never moves back
 
 
 def alert_records(runtime: MemoryRuntime) -> list[Any]:
