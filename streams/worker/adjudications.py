@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from schemas.codec import decode as shared_decode
@@ -26,8 +27,8 @@ from streams.worker.errors import OrphanAdjudicationError
 from streams.worker.expiry import ALERTS_TABLE, stamp_outcome, stamp_stored
 from streams.worker.instants import to_millis
 from streams.worker.records import alert_to_state, build_outcome
-from streams.worker.source import Decode, Input, KeyRule, SourceRecord, admit_batch, reject
-from streams.worker.stage import Output, StageResult, StateChanges, TableChange
+from streams.worker.source import Admitted, Decode, Input, KeyRule, SourceRecord, reject
+from streams.worker.stage import Output, StageResult, StateChanges, TableChange, run_stage
 
 STAGE = "worker.adjudications"
 LAST_DECIDED = "last_decided_at"
@@ -111,24 +112,7 @@ def on_alerts(
     decode: Decode = shared_decode,
 ) -> StageResult:
     """Store each alert (the first copy wins) and join the adjudication held for it, if any."""
-    admitted, letters = admit_batch(records, ALERTS, decode)
-    result = StageResult(dead_letters=letters)
-    state = StateChanges(tables)
-    for item in admitted:
-        assert item.value is not None and item.record.key is not None  # noqa: S101  (ALERTS)
-        key = item.record.key
-        alert_state = state.get(ALERTS_TABLE, key)
-        if alert_state is None:
-            # a redelivered alert has a later alerted_at: keep the first
-            alert_state = stamp_stored(alert_to_state(item.value), now_ms)
-            state.put(ALERTS_TABLE, key, alert_state)
-        held = state.get(PENDING_TABLE, key)
-        if held is not None:
-            adjudication = decode("Adjudication", base64.b64decode(held["value"]))
-            _emit_outcome(key, adjudication, alert_state, state, result, now_ms)
-            state.delete(PENDING_TABLE, key)
-    result.changes = state.changes
-    return result
+    return run_stage(records, ALERTS, tables, partial(_alert, now_ms, decode), decode)
 
 
 def on_adjudications(
@@ -138,20 +122,34 @@ def on_adjudications(
     decode: Decode = shared_decode,
 ) -> StageResult:
     """Join each adjudication with its alert, or hold it until the alert arrives."""
-    admitted, letters = admit_batch(records, ADJUDICATIONS, decode)
-    result = StageResult(dead_letters=letters)
-    state = StateChanges(tables)
-    for item in admitted:
-        assert item.value is not None and item.record.key is not None  # noqa: S101  (ADJUDICATIONS)
-        key = item.record.key
-        alert_state = state.get(ALERTS_TABLE, key)
-        if _emit_outcome(key, item.value, alert_state, state, result, now_ms):
-            continue
-        decided = to_millis(item.value["decided_at"])
-        if should_replace_pending(state.get(PENDING_TABLE, key), decided):
-            state.put(PENDING_TABLE, key, pending_entry(item.record, decided, now_ms))
-    result.changes = state.changes
-    return result
+    return run_stage(records, ADJUDICATIONS, tables, partial(_adjudication, now_ms), decode)
+
+
+def _alert(
+    now_ms: int, decode: Decode, item: Admitted, state: StateChanges, result: StageResult
+) -> None:
+    assert item.value is not None and item.record.key is not None  # noqa: S101  (ALERTS)
+    key = item.record.key
+    alert_state = state.get(ALERTS_TABLE, key)
+    if alert_state is None:
+        # a redelivered alert has a later alerted_at: keep the first
+        alert_state = stamp_stored(alert_to_state(item.value), now_ms)
+        state.put(ALERTS_TABLE, key, alert_state)
+    held = state.get(PENDING_TABLE, key)
+    if held is not None:
+        adjudication = decode("Adjudication", base64.b64decode(held["value"]))
+        _emit_outcome(key, adjudication, alert_state, state, result, now_ms)
+        state.delete(PENDING_TABLE, key)
+
+
+def _adjudication(now_ms: int, item: Admitted, state: StateChanges, result: StageResult) -> None:
+    assert item.value is not None and item.record.key is not None  # noqa: S101  (ADJUDICATIONS)
+    key = item.record.key
+    if _emit_outcome(key, item.value, state.get(ALERTS_TABLE, key), state, result, now_ms):
+        return
+    decided = to_millis(item.value["decided_at"])
+    if should_replace_pending(state.get(PENDING_TABLE, key), decided):
+        state.put(PENDING_TABLE, key, pending_entry(item.record, decided, now_ms))
 
 
 def _emit_outcome(

@@ -16,6 +16,7 @@ table, so a stage changes it in place and returns only what is left to do
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from schemas.codec import decode as shared_decode
@@ -25,8 +26,8 @@ from streams.worker.deletion import DeletionPolicy, DeletionRule, StreamClock
 from streams.worker.errors import EntryOutsideBuildPeriodError, WorkerError
 from streams.worker.instants import to_millis
 from streams.worker.snapshot import WatchlistSnapshot
-from streams.worker.source import Decode, Input, KeyRule, SourceRecord, admit_batch
-from streams.worker.stage import StageResult
+from streams.worker.source import Admitted, Decode, Input, KeyRule, SourceRecord, admit_batch
+from streams.worker.stage import StageResult, run_stage
 from streams.worker.watchlist_store import WatchlistStore
 from streams.worker.window_view import Retirement, WindowView
 from streams.worker.windows import OPERATIONS, OperationWindow, window_from_record
@@ -143,14 +144,16 @@ def read_entries(
     decode: Decode = shared_decode,
 ) -> StageResult:
     """Apply lfr.watchlist records in order; the dead letters of those refused."""
-    admitted, letters = admit_batch(records, WATCHLIST, decode)
-    result = StageResult(dead_letters=letters)
-    for item in admitted:
-        try:
-            reference.apply_entry(item.record.key_text or "", item.value, learnt_s)
-        except (SchemaError, WorkerError, ValueError) as exc:
-            result.dead_letters.append(WATCHLIST.reject(item.record, exc))
-    return result
+    return run_stage(records, WATCHLIST, {}, partial(_entry, reference, learnt_s), decode)
+
+
+def _entry(
+    reference: ReferenceData, learnt_s: float, item: Admitted, _state: object, result: StageResult
+) -> None:
+    try:
+        reference.apply_entry(item.record.key_text or "", item.value, learnt_s)
+    except (SchemaError, WorkerError, ValueError) as exc:
+        result.dead_letters.append(WATCHLIST.reject(item.record, exc))
 
 
 def read_windows(

@@ -11,11 +11,13 @@ plain dicts as tables (:class:`StateChanges` reads either).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.codec import decode as shared_decode
 from streams.topics import BY_SHORT, Topic
+from streams.worker.source import Admitted, Decode, Input, SourceRecord, admit_batch
 
 DEAD_LETTERS = BY_SHORT["dlq"]
 
@@ -85,3 +87,24 @@ class StateChanges:
     def _record(self, change: TableChange) -> None:
         self._latest[(change.table, change.key)] = change
         self.changes.append(change)
+
+
+Step = Callable[[Admitted, StateChanges, StageResult], None]
+"""What a stage does with one admitted record: read and change state, add outputs."""
+
+
+def run_stage(
+    records: Iterable[SourceRecord],
+    spec: Input,
+    tables: Mapping[str, Mapping[bytes, Any]],
+    step: Step,
+    decode: Decode = shared_decode,
+) -> StageResult:
+    """Admit ``records`` through ``spec``, then ``step`` each admitted one in order."""
+    admitted, letters = admit_batch(records, spec, decode)
+    result = StageResult(dead_letters=letters)
+    state = StateChanges(tables)
+    for item in admitted:
+        step(item, state, result)
+    result.changes = state.changes
+    return result

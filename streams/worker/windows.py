@@ -20,8 +20,8 @@ from schemas.validation import validate
 from streams.topics import BY_SHORT
 from streams.worker.errors import InvalidWindowError, WorkerError
 from streams.worker.instants import optional_millis, to_millis
-from streams.worker.source import Decode, Input, SourceRecord, admit_batch, check_key
-from streams.worker.stage import StageResult, StateChanges
+from streams.worker.source import Admitted, Decode, Input, SourceRecord, check_key
+from streams.worker.stage import StageResult, StateChanges, run_stage
 
 log = logging.getLogger(__name__)
 
@@ -185,26 +185,21 @@ def count_active(sites: Mapping[str, Mapping[str, OperationWindow]]) -> int:
 def apply_operations(
     records: Iterable[SourceRecord], windows: Mapping[bytes, Any], decode: Decode = shared_decode
 ) -> StageResult:
-    """The operations stage: each valid window applied to its site's entry of ``windows``.
+    """The operations stage: each valid window applied to its site's entry of ``windows``."""
+    return run_stage(records, OPERATIONS, {WINDOWS_TABLE: windows}, _operation, decode)
 
-    A compaction tombstone for a site changes nothing: the table keeps the
-    site's windows for audit.
-    """
-    admitted, letters = admit_batch(records, OPERATIONS, decode)
-    result = StageResult(dead_letters=letters)
-    state = StateChanges({WINDOWS_TABLE: windows})
-    for item in admitted:
-        if item.value is None:
-            log.info("operations tombstone for %s ignored", item.record.key_text)
-            continue
-        try:
-            window = window_from_record(item.value)
-        except WorkerError as exc:
-            result.dead_letters.append(OPERATIONS.reject(item.record, exc))
-            continue
-        key = window.site_id.encode()
-        site = apply_window(site_from_state(state.get(WINDOWS_TABLE, key)), window)
-        state.put(WINDOWS_TABLE, key, site_to_state(site))
-        log.info("window %s at %s is %s", window.deployment_id, window.site_id, window.status)
-    result.changes = state.changes
-    return result
+
+def _operation(item: Admitted, state: StateChanges, result: StageResult) -> None:
+    if item.value is None:
+        # a compaction tombstone for a site: the table keeps its windows for audit
+        log.info("operations tombstone for %s ignored", item.record.key_text)
+        return
+    try:
+        window = window_from_record(item.value)
+    except WorkerError as exc:
+        result.dead_letters.append(OPERATIONS.reject(item.record, exc))
+        return
+    key = window.site_id.encode()
+    site = apply_window(site_from_state(state.get(WINDOWS_TABLE, key)), window)
+    state.put(WINDOWS_TABLE, key, site_to_state(site))
+    log.info("window %s at %s is %s", window.deployment_id, window.site_id, window.status)
