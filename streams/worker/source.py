@@ -6,7 +6,7 @@ topic catalogue, or it becomes a dead letter with a reason. Every stage
 reads its input through it (the detections stage decodes inside
 :func:`streams.worker.detections.process_batch`, where its templates are
 handled). The runtime turns Faust's and aiokafka's records into
-:class:`SourceRecord` (:func:`streams.worker.runtime.kafka.source_record`).
+:class:`SourceRecord` (:func:`streams.worker.runtime.inputs.source_record`).
 """
 
 from __future__ import annotations
