@@ -16,17 +16,22 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from schemas.codec import decode as shared_decode
-from schemas.validation import validate
 from streams.topics import BY_SHORT
 from streams.worker.errors import InvalidWindowError, WorkerError
 from streams.worker.instants import optional_millis, to_millis
-from streams.worker.source import Admitted, Decode, Input, SourceRecord, check_key
+from streams.worker.source import Admitted, Decode, Input, SourceRecord
 from streams.worker.stage import StageResult, StateChanges, run_stage
 
 log = logging.getLogger(__name__)
 
 OPERATIONS = Input(BY_SHORT["operations"], "worker.operations", tombstones=True)
-"""lfr.operations as the operations stage and the broadcast view read it."""
+"""lfr.operations as the operations stage and the broadcast view read it.
+
+Both admit a record through this and then :func:`window_from_record`: the
+stage dead-letters what they reject (once, in the worker owning the
+partition), the view skips it, so an invalid or unauthorised window gates
+nothing anywhere.
+"""
 WINDOWS_TABLE = "windows"
 """The table of every window each site had, keyed by the site_id bytes."""
 
@@ -84,22 +89,6 @@ class OperationWindow:
         values = dict(state)
         values["camera_ids"] = frozenset(values["camera_ids"])
         return cls(**values)
-
-
-def parse_window(record: Mapping[str, Any], key: str | None) -> OperationWindow:
-    """The one check of an lfr.operations record, wherever a window is used.
-
-    The same checks as :data:`OPERATIONS` then :func:`window_from_record`,
-    which the operations stage (dead-lettering what they reject, once, in
-    the worker owning the partition) and the broadcast view that gates
-    detections (skipping it) both apply, so a window that is invalid or
-    unauthorised gates nothing anywhere. Raises a ``SchemaError`` (semantic
-    validation) or a ``WorkerError``.
-    """
-    validate("OperationWindow", record)
-    window = window_from_record(record)
-    check_key(OPERATIONS.topic, record, key)
-    return window
 
 
 def window_from_record(record: Mapping[str, Any]) -> OperationWindow:
