@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.codec import decode as shared_decode
 from streams.topics import BY_SHORT, Topic
@@ -22,9 +22,12 @@ from streams.worker.source import Admitted, Decode, Input, SourceRecord, admit_b
 DEAD_LETTERS = BY_SHORT["dlq"]
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
-    """One record to produce: its topic's catalogue entry gives the schema and the key."""
+class Output(NamedTuple):
+    """One record to produce: its topic's catalogue entry gives the schema and the key.
+
+    A tuple rather than a dataclass: a detections batch makes one per scan,
+    and a tuple is the cheapest object Python builds.
+    """
 
     topic: Topic
     record: dict[str, Any]

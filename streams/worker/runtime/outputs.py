@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, cast
 
 import faust
@@ -84,10 +84,14 @@ def topic_names(settings: Settings) -> dict[str, str]:
 
 def outgoing(stage: str, result: StageResult, names: Mapping[str, str]) -> list[Outgoing]:
     """The result's outputs and dead letters as records to produce; counts the dead letters."""
-    records: list[Outgoing] = [
-        (names[o.topic.short], o.key, o.topic.schema, o.record, o.timestamp_ms)
-        for o in result.outputs
-    ]
+    records: list[Outgoing] = []
+    targets: dict[str, tuple[str, Callable[[Any], str], str]] = {}
+    for topic, record, timestamp_ms in result.outputs:
+        target = targets.get(topic.short)
+        if target is None:  # once per topic and batch, not per record
+            target = targets[topic.short] = (names[topic.short], topic.key_of, topic.schema)
+        name, key_of, schema = target
+        records.append((name, key_of(record), schema, record, timestamp_ms))
     dlq = names[DEAD_LETTERS.short]
     for letter in result.dead_letters:
         records.append((dlq, DEAD_LETTERS.key_of(letter), DEAD_LETTERS.schema, letter, None))
