@@ -28,12 +28,11 @@ from streams.worker.expiry import ALERTS_TABLE, stamp_outcome, stamp_stored
 from streams.worker.instants import to_millis
 from streams.worker.records import alert_to_state, build_outcome
 from streams.worker.source import Admitted, Decode, Input, KeyRule, SourceRecord, reject
-from streams.worker.stage import Output, StageResult, StateChanges, TableChange, run_stage
+from streams.worker.stage import OUTCOMES, Output, StageResult, StateChanges, TableChange, run_stage
 
 STAGE = "worker.adjudications"
 LAST_DECIDED = "last_decided_at"
 PENDING_TABLE = "pending_adjudications"
-OUTCOMES = BY_SHORT["outcomes"]
 
 ALERTS = Input(BY_SHORT["alerts"], "worker.alerts", key=KeyRule.REQUIRED, validate=False)
 """lfr.alerts: the worker's own output, read back to fill the alerts table."""

@@ -27,7 +27,6 @@ from schemas.codec import decode as shared_decode
 from schemas.errors import SchemaError
 from schemas.templates import WIRE_DTYPE
 from schemas.validation import validate
-from streams.topics import BY_SHORT
 from streams.worker.errors import DimensionMismatchError, UnknownSiteError, UnknownWatchlistError
 from streams.worker.gating import GateReason, gate
 from streams.worker.instants import to_millis
@@ -36,13 +35,12 @@ from streams.worker.pseudonym import Pseudonymiser
 from streams.worker.records import build_alert, build_scan
 from streams.worker.snapshot import WatchlistSnapshot, normalise
 from streams.worker.source import SourceRecord, reject
-from streams.worker.stage import Output, StageResult, TableChange
+from streams.worker.stage import ALERTS, SCANS, Output, StageResult, TableChange
 from streams.worker.windows import OperationWindow
 
 STAGE = "worker.detections"
 SITE_CLOCK_TABLE = "site_clock"
 """The table of the newest captured_at per site (allowed lateness), keyed by site_id bytes."""
-SCANS, ALERTS = BY_SHORT["scans"], BY_SHORT["alerts"]
 
 
 class _NullValue(SchemaError):

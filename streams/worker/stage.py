@@ -19,7 +19,10 @@ from schemas.codec import decode as shared_decode
 from streams.topics import BY_SHORT, Topic
 from streams.worker.source import Admitted, Decode, Input, SourceRecord, admit_batch
 
-DEAD_LETTERS = BY_SHORT["dlq"]
+SCANS, ALERTS, OUTCOMES, DEAD_LETTERS = (
+    BY_SHORT[t] for t in ("scans", "alerts", "outcomes", "dlq")
+)
+"""The catalogue entries of the topics the stages produce to."""
 
 
 class Output(NamedTuple):
