@@ -144,7 +144,8 @@ def _gate_one(
 ) -> _Passed | None:
     template: bytes = event.pop("template")
     site_id = event["site_id"]
-    captured_at_ms = to_millis(event["captured_at"])
+    # kept in milliseconds: the scan and the alert read it again
+    captured_at_ms = event["captured_at"] = to_millis(event["captured_at"])
     high_water = result.high_water.get(site_id, ctx.high_water_of(site_id))
     windows = site_windows.get(site_id)
     if windows is None:

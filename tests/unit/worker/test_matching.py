@@ -141,3 +141,29 @@ def test_near_ties_in_one_batch_resolve_as_one_by_one() -> None:
         assert match is not None
         exact = np.round(snapshot.matrix.astype(np.float64) @ query.astype(np.float64), 6)
         assert match.score == pytest.approx(exact.max(), abs=2e-6)
+
+
+def test_small_products_run_on_one_blas_thread_big_ones_on_the_library_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from threadpoolctl import ThreadpoolController
+
+    from streams.worker import matching
+
+    blas = ThreadpoolController().select(user_api="blas")
+    default = [lib["num_threads"] for lib in blas.info()]
+    seen: list[list[int]] = []
+
+    class Spy(np.ndarray):
+        def __matmul__(self, other: np.ndarray) -> np.ndarray:  # type: ignore[override]
+            seen.append([lib["num_threads"] for lib in blas.info()])
+            return np.asarray(self) @ other
+
+    queries = np.stack([unit(1), unit(2)]).view(Spy)
+    matrix = np.stack([unit(3), unit(4), unit(5)])
+    product = matching.scores_of(queries, matrix)
+    np.testing.assert_array_equal(product, np.asarray(queries) @ matrix.T)
+    monkeypatch.setattr(matching, "ONE_THREAD_PRODUCT", 1)
+    matching.scores_of(queries, matrix)
+    assert seen == [[1] * len(default), default]
+    assert [lib["num_threads"] for lib in blas.info()] == default
