@@ -19,6 +19,8 @@ from streams.worker.snapshot import WatchlistSnapshot
 SCORE_DECIMALS = 6
 CANDIDATE_MARGIN = 1e-4
 """float32 scores this close to a query's best are rescored exactly."""
+RESCORE_BLOCK = 64
+"""(row, query) pairs rescored per block: 64 x 512 float64 products stay in cache."""
 ONE_THREAD_PRODUCT = 500 * 2048 * 512
 """Products of fewer multiply-adds than this (a 500-face batch against 2,048 rows of
 512) run on one BLAS thread. OpenBLAS's helper threads spin after each product:
@@ -93,10 +95,7 @@ def top1(
     query_of, row_of = query_of[order], row_of[order]
     if len(query_of) == 0:
         return rows, best
-    # the same float64 product and summation per pair as for one query alone
-    pairs = np.multiply(snapshot.matrix[row_of], queries[query_of], dtype=np.float64)
-    exact = pairs.sum(axis=1)
-    exact = np.round(exact, SCORE_DECIMALS)
+    exact = np.round(_exact_scores(snapshot.matrix, queries, row_of, query_of), SCORE_DECIMALS)
     starts = np.flatnonzero(np.r_[True, query_of[1:] != query_of[:-1]])
     best_of = np.maximum.reduceat(exact, starts)
     # first pair reaching its query's best: the lowest row (ties go to the lowest subject id)
@@ -106,6 +105,27 @@ def top1(
     rows[query_of[first]] = row_of[first]
     best[query_of[first]] = exact[first]
     return rows, best
+
+
+def _exact_scores(
+    matrix: np.ndarray, queries: np.ndarray, row_of: np.ndarray, query_of: np.ndarray
+) -> np.ndarray:
+    """float64 dot product of each (row, query) pair, summed as for one query alone.
+
+    Blocks of :data:`RESCORE_BLOCK` pairs keep the float64 products in cache
+    (a whole batch's would not fit); every pair is summed on its own, so the
+    result does not depend on the block size.
+    """
+    exact = np.empty(len(row_of))
+    products = np.empty((min(RESCORE_BLOCK, len(row_of)), matrix.shape[1]))
+    for start in range(0, len(row_of), RESCORE_BLOCK):
+        stop = min(start + RESCORE_BLOCK, len(row_of))
+        block = products[: stop - start]
+        np.multiply(
+            matrix[row_of[start:stop]], queries[query_of[start:stop]], out=block, dtype=np.float64
+        )
+        block.sum(axis=1, out=exact[start:stop])
+    return exact
 
 
 def match_batch(
