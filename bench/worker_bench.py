@@ -237,15 +237,53 @@ def run_worker(
         stop_worker(proc, log)
 
 
+def blas_setup() -> dict[str, Any]:
+    """The BLAS numpy runs here: library, kernel, threads, and the variables that steer it."""
+    from threadpoolctl import threadpool_info
+
+    names = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+    env = {name: os.environ.get(name) for name in names}
+    libraries = [
+        {k: lib.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+        for lib in threadpool_info()
+        if lib.get("user_api") == "blas"
+    ]
+    return {"environment": env, "libraries": libraries}
+
+
 def bare_matmul(watchlist: np.ndarray, repeats: int = 20) -> dict[str, Any]:
+    """The batch product alone, on the BLAS threads the worker gives a product of this size.
+
+    ``matching.scores_of`` is the worker's own product (one BLAS thread for small
+    watchlists, the library's setting for large ones); both thread counts are
+    measured beside it for reference.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    from streams.worker.matching import ONE_THREAD_PRODUCT, scores_of
+
     queries = unit_rows(np.random.default_rng(3), BATCH)
     matrix = np.ascontiguousarray(watchlist)
-    (queries @ matrix.T).argmax(axis=1)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        (queries @ matrix.T).argmax(axis=1)
-    seconds = time.perf_counter() - started
-    return {"batch": BATCH, "per_second": BATCH * repeats / seconds}
+
+    def rate(product: Any) -> float:
+        product().argmax(axis=1)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            product().argmax(axis=1)
+        return BATCH * repeats / (time.perf_counter() - started)
+
+    blas = ThreadpoolController().select(user_api="blas")
+    default_threads = max((lib["num_threads"] for lib in blas.info()), default=1)
+    with blas.limit(limits=1):
+        one_thread = rate(lambda: queries @ matrix.T)
+    all_threads = rate(lambda: queries @ matrix.T)
+    as_worker = rate(lambda: scores_of(queries, matrix))
+    small = BATCH * matrix.shape[0] * matrix.shape[1] < ONE_THREAD_PRODUCT
+    return {"batch": BATCH, "per_second": as_worker,
+            "worker_blas_threads": 1 if small else default_threads,
+            "per_second_one_thread": one_thread,
+            f"per_second_{default_threads}_threads": all_threads,
+            "blas": blas_setup()}  # fmt: skip
 
 
 async def raw_consume(settings: Settings, expected: int) -> dict[str, Any]:
