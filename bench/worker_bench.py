@@ -96,25 +96,34 @@ def send_reference(
     watchlist: np.ndarray,
     starts_at: datetime,
     built_before: timedelta,
+    *,
+    site_id: str = "S1",
+    watchlist_id: str = "W1",
 ) -> None:
-    """One ACTIVE window at site S1 from ``starts_at`` and its watchlist W1, flushed."""
+    """One ACTIVE window at ``site_id`` from ``starts_at`` and its watchlist, flushed."""
     for i, row in enumerate(watchlist):
         entry = {
-            "subject_id": f"p{i}", "watchlist_id": "W1", "op": "ADD", "category": "missing",
-            "wanted_since": starts_at - timedelta(days=3), "template": template_to_bytes(row),
-            "template_model": "demo-512", "updated_at": starts_at - built_before,
+            "subject_id": f"p{i}", "watchlist_id": watchlist_id, "op": "ADD",
+            "category": "missing", "wanted_since": starts_at - timedelta(days=3),
+            "template": template_to_bytes(row), "template_model": "demo-512",
+            "updated_at": starts_at - built_before,
         }  # fmt: skip
         producer.send(
-            settings.topic_watchlist, key=f"W1:p{i}".encode(), value=encode("WatchlistEntry", entry)
+            settings.topic_watchlist,
+            key=f"{watchlist_id}:p{i}".encode(),
+            value=encode("WatchlistEntry", entry),
         )
     window = {
-        "deployment_id": "D1", "site_id": "S1", "location": "bench", "use_case": "bench",
-        "mode": "FIXED_REMOTE", "camera_ids": ["c1"], "watchlist_id": "W1",
-        "watchlist_size": len(watchlist), "match_threshold": 0.64, "authorised_by": "bench",
-        "authorised_at": starts_at - timedelta(hours=1), "starts_at": starts_at, "ends_at": None,
-        "status": "ACTIVE", "officers_present": 1, "updated_at": starts_at - timedelta(hours=1),
+        "deployment_id": f"D{site_id[1:]}", "site_id": site_id, "location": "bench",
+        "use_case": "bench", "mode": "FIXED_REMOTE", "camera_ids": ["c1"],
+        "watchlist_id": watchlist_id, "watchlist_size": len(watchlist), "match_threshold": 0.64,
+        "authorised_by": "bench", "authorised_at": starts_at - timedelta(hours=1),
+        "starts_at": starts_at, "ends_at": None, "status": "ACTIVE", "officers_present": 1,
+        "updated_at": starts_at - timedelta(hours=1),
     }  # fmt: skip
-    producer.send(settings.topic_operations, key=b"S1", value=encode("OperationWindow", window))
+    producer.send(
+        settings.topic_operations, key=site_id.encode(), value=encode("OperationWindow", window)
+    )
     producer.flush()
 
 
