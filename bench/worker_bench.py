@@ -6,8 +6,9 @@
    hand-written aiokafka loop (``ceiling_loop.py``: the ceiling) and a raw
    aiokafka consume loop (no decoding) over the same topic.
 
-With LFR_BENCH_BASELINE_ROOT, another checkout's worker runs on the same
-input in the same run (before/after side by side on a busy machine).
+With LFR_BENCH_BASELINE_ROOT, another checkout's worker and its aiokafka
+ceiling loop run on the same input in the same run (before/after side by side
+on a busy machine).
 
 The worker figure comes from the broker's append times of the Scan records it
 produced (first to last; the bench's scans topic uses LogAppendTime, since a
@@ -370,6 +371,34 @@ def baseline_worker(settings: Settings, detections: int, name: str) -> dict[str,
     return result
 
 
+def baseline_ceiling(settings: Settings, detections: int) -> dict[str, Any] | None:
+    """The baseline checkout's ``same_work_loop`` (its own code) on the same input."""
+    if not BASELINE_ROOT:
+        return None
+    prefix = settings.topic_scans.rsplit(".", 1)[0]
+    other = settings.model_copy(update={
+        "app_id": f"{settings.app_id}-base-ceiling", "topic_scans": f"{prefix}.scans-bc",
+        "topic_alerts": f"{prefix}.alerts-bc",
+    })  # fmt: skip
+    create_topics(other)
+    code = (
+        "import asyncio, json, sys\n"
+        "from common.settings import Settings\n"
+        "from ceiling_loop import same_work_loop\n"
+        "print(json.dumps(asyncio.run(same_work_loop(Settings(), int(sys.argv[1])))))\n"
+    )
+    root = Path(BASELINE_ROOT)
+    env = {**os.environ, **env_of(other), "PYTHONPATH": f"{root}:{root / 'bench'}"}
+    # fixed argv: this interpreter running the baseline checkout's own ceiling loop
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code, str(detections)], cwd=root, env=env,
+        check=True, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["root"] = BASELINE_ROOT
+    return result
+
+
 def big_watchlist(detections: int) -> dict[str, Any]:
     """16,000 x 512: the worker beside the same work in aiokafka and a bare matmul."""
     settings, watchlist = scenario(16_000, detections, hits=200)
@@ -377,6 +406,7 @@ def big_watchlist(detections: int) -> dict[str, Any]:
         # the baseline first: a machine growing quieter would favour the branch
         baseline = baseline_worker(settings, detections, "big")
         worker = run_worker(settings, detections, "big")
+        base_ceiling = baseline_ceiling(settings, detections)
         ceiling = asyncio.run(same_work_loop(settings, detections))
     finally:
         cleanup(settings)
@@ -388,6 +418,8 @@ def big_watchlist(detections: int) -> dict[str, Any]:
     if baseline is not None:
         result["baseline_worker"] = baseline
         result["ratio_baseline_to_matmul"] = baseline["per_second"] / matmul["per_second"]
+    if base_ceiling is not None:
+        result["baseline_aiokafka_same_work"] = base_ceiling
     return result
 
 
@@ -397,6 +429,7 @@ def small_watchlist(detections: int) -> dict[str, Any]:
     try:
         baseline = baseline_worker(settings, detections, "small")
         worker = run_worker(settings, detections, "small")
+        base_ceiling = baseline_ceiling(settings, detections)
         ceiling = asyncio.run(same_work_loop(settings, detections))
         raw = asyncio.run(raw_consume(settings, detections))
     finally:
@@ -407,6 +440,8 @@ def small_watchlist(detections: int) -> dict[str, Any]:
     if baseline is not None:
         result["baseline_worker"] = baseline
         result["ratio_baseline_to_same_work"] = baseline["per_second"] / ceiling["per_second"]
+    if base_ceiling is not None:
+        result["baseline_aiokafka_same_work"] = base_ceiling
     return result
 
 
