@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import signal
@@ -92,6 +93,7 @@ class Row:
     exits: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     published: threading.Event = field(default_factory=threading.Event)
+    published_at: float = 0.0
     poison_sent: int = 0
     rng: random.Random = field(default_factory=lambda: random.Random(11))  # noqa: S311
 
@@ -182,6 +184,14 @@ def wait_working(row: Row, groups: Groups, name: str, timeout_s: float = 90.0) -
     return False
 
 
+def mark(row: Row, groups: Groups, what: str) -> None:
+    """Note ``what`` happened and the lag of each group at that moment (was it mid-work?)."""
+    lags = groups.lags()
+    at = "lag unknown" if lags is None else f"lag worker {lags[group_of(row, 'worker')]}, " \
+        f"sink {lags[group_of(row, 'sink')]}"  # fmt: skip
+    row.notes.append(f"{what} at {at}")
+
+
 # --- faults: each runs while the scenario is published and processed ----------------
 def fault_none(row: Row, groups: Groups) -> None:
     """No fault."""
@@ -205,6 +215,8 @@ def fault_timed_kills(row: Row, groups: Groups) -> None:
         if not wait_working(row, groups, name):
             row.notes.append(f"only {done} timed kills: nothing left to work on")
             return
+        if done == 0:
+            mark(row, groups, "first timed kill")
         row.pipeline.kill(name, signal.SIGKILL)
         done += 1
         time.sleep(row.rng.uniform(1.0, 3.0))
@@ -215,6 +227,7 @@ def fault_timed_kills(row: Row, groups: Groups) -> None:
 def fault_clickhouse_killed(row: Row, groups: Groups) -> None:
     """ClickHouse SIGKILLed while the sink writes, back after the outage; the sink left running."""
     wait_working(row, groups, "sink")
+    mark(row, groups, "ClickHouse killed")
     row.clickhouse.crash()
     time.sleep(row.options.clickhouse_down_s)
     row.clickhouse.start()
@@ -223,6 +236,7 @@ def fault_clickhouse_killed(row: Row, groups: Groups) -> None:
 def fault_clickhouse_stopped(row: Row, groups: Groups) -> None:
     """ClickHouse SIGSTOPped while the sink writes (a hung server), continued; then a rollup."""
     wait_working(row, groups, "sink")
+    mark(row, groups, "ClickHouse stopped")
     pid = row.clickhouse.pid_file.read()
     assert pid is not None  # noqa: S101 - the stack started it
     os.kill(pid, signal.SIGSTOP)
@@ -276,15 +290,14 @@ def fault_rebalance(row: Row, groups: Groups) -> None:
     other.start("worker")
     other.wait_ready("worker")
     wait_working(row, groups, "worker", timeout_s=60)  # the group rebalanced and commits again
+    mark(row, groups, "worker 2 joined; worker 1 stopped")
     row.pipeline.kill("worker", signal.SIGTERM)
-    row.notes.append("worker 2 joined, worker 1 stopped")
 
 
 def fault_broker_killed(row: Row, groups: Groups) -> None:
     """The broker SIGKILLed once all is published (the pipeline still working), back later."""
     row.published.wait()
-    lags = groups.lags()
-    row.notes.append(f"lag when the broker was killed: {lags}")
+    mark(row, groups, "broker killed")
     row.kafka[0].crash()
     time.sleep(row.options.broker_down_s)
     row.kafka[0].start()
@@ -293,8 +306,8 @@ def fault_broker_killed(row: Row, groups: Groups) -> None:
 def fault_broker_left_down(row: Row, groups: Groups) -> None:
     """One of three brokers SIGKILLed mid-stream and left down."""
     wait_working(row, groups, "worker")
+    mark(row, groups, "broker 2 of 3 killed (left down)")
     row.kafka[1].crash()
-    row.notes.append("broker 2 of 3 killed, left down")
 
 
 @dataclass(frozen=True)
@@ -357,11 +370,12 @@ def publish(row: Row, fault: Fault, files: Path, result: dict[str, Any]) -> None
     except Exception as exc:  # noqa: BLE001 - the row reports it
         result["error"] = f"publishing failed: {type(exc).__name__}: {exc}"
     finally:
+        row.published_at = time.monotonic()
         row.published.set()
 
 
 def settle(row: Row, groups: Groups, quiet: float) -> float | None:
-    """Seconds from ``quiet`` until both groups had committed everything; None: never."""
+    """When (monotonic) both groups had committed everything, steadily; None: never."""
     deadline = quiet + row.options.timeout_s
     zero_since: float | None = None
     while time.monotonic() < deadline:
@@ -370,7 +384,7 @@ def settle(row: Row, groups: Groups, quiet: float) -> float | None:
         if lags is not None and not any(lags.values()):
             zero_since = zero_since or now
             if now - zero_since >= SETTLE_S:
-                return round(max(0.0, zero_since - quiet), 1)
+                return zero_since
         else:
             zero_since = None
         time.sleep(1.0)
@@ -499,7 +513,9 @@ def _run_row(fault: Fault, main: PrivateStack, kafka_stack: PrivateStack, option
     dead = dead_letters(settings)
     result.update({
         "equal": not diffs, "differences": diffs[:40], "difference_count": len(diffs),
-        "settle_s": settled, "total_s": round(time.monotonic() - began, 1),
+        "settle_s": None if settled is None else round(settled - row.published_at, 1),
+        "settle_after_fault_s": None if settled is None else round(max(0, settled - quiet), 1),
+        "total_s": round(time.monotonic() - began, 1),
         "restarts": dict(row.restarts), "unexpected_exits": row.exits,
         "dead_letters": dead, "poison_sent": row.poison_sent, "notes": row.notes,
         "logs": str(row_logs),
@@ -516,8 +532,12 @@ def _run_row(fault: Fault, main: PrivateStack, kafka_stack: PrivateStack, option
 # --- the table --------------------------------------------------------------------------
 def detail(row: dict[str, Any]) -> str:
     """The detail column: settle time, restarts, exits, dead letters, notes."""
-    parts = ["never settled" if row["settle_s"] is None else f"settled {row['settle_s']}s "
-             "after the last input"]  # fmt: skip
+    if row["settle_s"] is None:
+        parts = ["never settled"]
+    else:
+        parts = [f"settled {row['settle_s']}s after the last record published"]
+        if row["settle_after_fault_s"] != row["settle_s"]:
+            parts[0] += f" ({row['settle_after_fault_s']}s after the fault ended)"
     if row["restarts"]:
         parts.append("restarts " + ", ".join(f"{k} x{n}" for k, n in row["restarts"].items()))
     if row["unexpected_exits"]:
@@ -568,6 +588,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds a row may take to settle after the input (1800)")  # fmt: skip
     args = parser.parse_args()
+    logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL)  # ClickHouse is killed
     os.environ.setdefault("LFR_STACK", "local")  # the private stack: processes, never Docker
     unknown = set(args.only or ()) - set(names)
     if unknown:
