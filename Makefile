@@ -28,8 +28,8 @@ prereqs: ## install the missing system packages (ClickHouse, Prometheus, Java, M
 setup: prereqs $(VENV)/.installed ## system packages, then .venv with the project and its test extras
 
 lint: setup ## ruff: lint and formatting
-	$(VENV)/bin/ruff check streams schemas sinks tests bench
-	$(VENV)/bin/ruff format --check streams schemas sinks tests bench
+	$(VENV)/bin/ruff check common streams schemas sinks tests bench
+	$(VENV)/bin/ruff format --check common streams schemas sinks tests bench
 
 typecheck: setup ## mypy with disallow_untyped_defs on the packages
 	$(VENV)/bin/mypy

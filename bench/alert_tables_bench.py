@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from streams.settings import Settings
+from common.settings import Settings
 from streams.worker.adjudications import join, should_replace_pending
 from streams.worker.expiry import AlertExpiry, stamp_outcome, stamp_stored, sweep_interval_s
 from streams.worker.records import alert_to_state

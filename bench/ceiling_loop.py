@@ -16,8 +16,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from common.settings import Settings
 from schemas.codec import Codec
-from streams.settings import Settings
 from streams.worker.deletion import DeletionPolicy
 from streams.worker.detections import DetectionContext, process_batch
 from streams.worker.faust_io import Outgoing, send_grouped

@@ -36,12 +36,12 @@ sys.path.insert(0, str(ROOT))
 
 from pydantic import SecretStr  # noqa: E402
 
+from common.settings import Settings  # noqa: E402
 from sinks.db import NativeDatabase  # noqa: E402
 from sinks.migrate import migrate  # noqa: E402
 from sinks.report import deployment_report  # noqa: E402
 from sinks.rollup import rollup  # noqa: E402
 from streams.localstack.kafka import KafkaService  # noqa: E402
-from streams.settings import Settings  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.integration.sinks.chserver import PrivateServer  # noqa: E402
 from tests.integration.sinks.sinkproc import (  # noqa: E402

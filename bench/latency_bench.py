@@ -44,9 +44,9 @@ from worker_bench import (
     write_results,
 )
 
+from common.settings import Settings
 from schemas.codec import decode, encode
 from schemas.templates import template_to_bytes
-from streams.settings import Settings
 from streams.topics import create_topics
 
 ROOT = Path(__file__).resolve().parents[1]

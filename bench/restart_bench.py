@@ -28,7 +28,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient
 
-from streams.settings import Settings
+from common.settings import Settings
 from streams.topics import create_topics
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,12 +28,12 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer  # noqa: E402
 from kafka.admin import NewTopic  # noqa: E402
 from prometheus_client import REGISTRY  # noqa: E402
 
+from common.settings import Settings  # noqa: E402
 from schemas.codec import encode  # noqa: E402
 from sinks import rows as R  # noqa: E402
 from sinks.db import NativeDatabase  # noqa: E402
 from sinks.migrate import migrate  # noqa: E402
 from sinks.sink import Sink, SinkOptions, consumer_config  # noqa: E402
-from streams.settings import Settings  # noqa: E402
 from tests.synthetic import generate  # noqa: E402
 
 

@@ -40,9 +40,9 @@ from ceiling_loop import same_work_loop
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTopicPartition
 
+from common.settings import Settings
 from schemas.codec import encode
 from schemas.templates import template_to_bytes
-from streams.settings import Settings
 from streams.topics import create_topics
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from common.settings import Settings
 from schemas.check import check_schemas
 from schemas.registry import SCHEMA_DIR
-from streams.settings import Settings
 
 
 def register(subparsers: Any) -> None:

@@ -7,7 +7,7 @@ needs no lookup table. Messages never contain payload or template bytes.
 
 from __future__ import annotations
 
-from streams.errors import LfrError
+from common.errors import LfrError
 
 
 class SchemaError(LfrError):

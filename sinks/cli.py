@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from common.errors import CommandError
+from common.settings import Settings
 from sinks.db import NativeDatabase, Role, connect
 from sinks.errors import ClickHouseUnavailable, SinkError
 from sinks.migrate import migrate, wait_for_server
@@ -28,8 +30,6 @@ from sinks.report import (
 from sinks.report_table import render_report, render_time_to_locate
 from sinks.retention import PERSON_DAYS, SCAN_DAYS, run_retention
 from sinks.rollup import rollup
-from streams.errors import CommandError
-from streams.settings import Settings
 
 if TYPE_CHECKING:
     from sinks.sink import Sink
@@ -210,10 +210,10 @@ def run_sink(args: argparse.Namespace, settings: Settings, sink_class: type[Sink
     """``lfr sink`` with ``sink_class`` (tests pass a subclass that injects faults)."""
     from kafka import KafkaConsumer, KafkaProducer
 
+    from common.log_limit import install
     from sinks import metrics
     from sinks.sink import SinkOptions, consumer_config
     from sinks.web import serve
-    from streams.log_limit import install
 
     install()  # repeated dead-letter and connection lines: a few a minute, the rest counted
     if not getattr(args, "debug", False):

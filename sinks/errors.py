@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import re
 
-from streams.errors import LfrError
-from streams.failures import RECORD, Classified, environment
+from common.errors import LfrError
+from common.failures import RECORD, Classified, environment
 
 # ClickHouse server error codes (ErrorCodes.cpp; clickhouse-driver's ServerException.code)
 CLICKHOUSE_CODES: dict[int, Classified] = {

@@ -45,6 +45,9 @@ from typing import Any
 import numpy as np
 from kafka.errors import CommitFailedError, KafkaError
 
+from common.failures import CAUSES, classify_exception
+from common.log_limit import limited
+from common.settings import Settings
 from schemas.codec import decode, encode
 from schemas.deadletter import dead_letter, reasons
 from schemas.errors import SchemaError
@@ -73,9 +76,6 @@ from sinks.rows import (
     columnar,
     dead_letter_row,
 )
-from streams.failures import CAUSES, classify_exception
-from streams.log_limit import limited
-from streams.settings import Settings
 from streams.topics import biometric_topic_names
 
 log = logging.getLogger(__name__)

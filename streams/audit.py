@@ -42,8 +42,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from streams.errors import CommandError
-from streams.settings import Settings
+from common.errors import CommandError
+from common.settings import Settings
 from streams.topics import CATALOGUE, Lifecycle, Topic, is_roll_marker, limit_ms
 
 log = logging.getLogger(__name__)

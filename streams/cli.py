@@ -22,9 +22,9 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
-from streams.errors import LfrError
-from streams.failures import kafka_failure_line, recording_client_failures
-from streams.settings import Settings
+from common.errors import LfrError
+from common.failures import kafka_failure_line, recording_client_failures
+from common.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from streams.errors import CommandError
+from common.errors import CommandError
+from common.settings import Settings
 from streams.pipeline import Pipeline
-from streams.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from common.errors import CommandError
+from common.settings import Settings
 from schemas.codec import decode, encode, shared_codec
 from schemas.errors import DecodeError, SchemaError
 from schemas.templates import template_to_bytes
 from schemas.validation import validate
-from streams.errors import CommandError
-from streams.settings import Settings
 from streams.topics import RECORD_TOPICS, Topic
 
 # the catalogue's topics that carry a record (streams/topics.py)

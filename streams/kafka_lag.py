@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from streams.errors import LfrError
-from streams.settings import Settings
+from common.errors import LfrError
+from common.settings import Settings
 
 TopicPartitionLag = dict[tuple[str, int], int]
 

@@ -17,9 +17,9 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from streams.errors import LfrError
+from common.errors import LfrError
+from common.settings import Settings
 from streams.kafka_lag import LagProbe, LagUnknown
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from streams.errors import CommandError
-from streams.failures import classify_exception, kafka_failure_line, recording_client_failures
-from streams.settings import Settings
+from common.errors import CommandError
+from common.failures import classify_exception, kafka_failure_line, recording_client_failures
+from common.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
+from common.settings import Settings
 from streams.localstack import stack
 from streams.localstack.clickhouse import server_answers
 from streams.localstack.kafka import broker_answers
-from streams.settings import Settings
 
 
 @dataclass(frozen=True)

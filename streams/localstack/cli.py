@@ -6,9 +6,9 @@ import argparse
 import sys
 import time
 
+from common.settings import Settings
 from streams.localstack import stack
 from streams.localstack.topology import Topology, stack_settings
-from streams.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from common.settings import Settings
 from streams.localstack.process import StackError
 from streams.localstack.security import StackSecurity, write_private
 from streams.localstack.service import DEPLOY_LOCAL, LocalService
-from streams.settings import Settings
 
 # the insert-only and read-only users of deploy/local/clickhouse/users.xml;
 # local development passwords, never used anywhere else

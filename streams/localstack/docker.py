@@ -13,11 +13,11 @@ import json
 import os
 from pathlib import Path
 
+from common.settings import Settings
 from streams.localstack.clickhouse import server_answers
 from streams.localstack.kafka import broker_answers
 from streams.localstack.process import StackError
 from streams.localstack.service import ServiceStatus
-from streams.settings import Settings
 
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"
 CLICKHOUSE_IMAGE = "clickhouse/clickhouse-server:25.8"

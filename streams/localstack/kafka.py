@@ -16,6 +16,7 @@ import subprocess  # noqa: S404 - runs Maven and Java, the stack's prerequisites
 import uuid
 from pathlib import Path
 
+from common.settings import Settings
 from streams.localstack.process import StackError
 from streams.localstack.security import StackSecurity
 from streams.localstack.service import DEPLOY_LOCAL, LocalService
@@ -25,7 +26,6 @@ from streams.localstack.topology import (
     controller_ports,
     shared_lib_dir,
 )
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

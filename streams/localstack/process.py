@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.errors import LfrError
+from common.errors import LfrError
 
 log = logging.getLogger(__name__)
 

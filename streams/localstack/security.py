@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from common.settings import Settings
 from streams.localstack.tls import TlsFiles, ensure_tls_files
-from streams.settings import Settings
 from streams.topics import CATALOGUE
 
 APP_USER = "lfr"

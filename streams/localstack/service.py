@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.settings import Settings
 from streams.localstack.process import (
     PidFile,
     StackError,
@@ -20,7 +21,6 @@ from streams.localstack.process import (
     terminate,
     wait_until,
 )
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from common.settings import Settings
 from streams.localstack.clickhouse import ClickHouseService
 from streams.localstack.kafka import KafkaService
 from streams.localstack.process import StackError
@@ -20,7 +21,6 @@ from streams.localstack.prometheus import PrometheusService
 from streams.localstack.security import StackSecurity, create_application_acls, write_env_file
 from streams.localstack.service import LocalService, ServiceStatus
 from streams.localstack.topology import Topology, check_ports_distinct
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

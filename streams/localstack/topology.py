@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.settings import Settings
 from streams.localstack.process import StackError
-from streams.settings import Settings
 
 MAX_BROKERS = 5
 

@@ -21,7 +21,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from streams.settings import Settings
+from common.settings import Settings
 from streams.simulator.events import Simulation, TimedRecord
 from streams.simulator.files import JsonlWriter, write_truth
 from streams.simulator.scenario import DEFAULT_SEED, SCENARIOS, build_scenario

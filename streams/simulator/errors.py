@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.errors import CommandError, LfrError
+from common.errors import CommandError, LfrError
 
 
 class SimulatorError(LfrError):

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from streams.settings import Settings
+from common.settings import Settings
 from streams.simulator.errors import OutputError
 from streams.simulator.events import ADJUDICATIONS, DETECTIONS, OPERATIONS, WATCHLIST, TimedRecord
 from streams.topics import RECORD_TOPICS

@@ -15,7 +15,7 @@ import argparse
 import logging
 from typing import Any
 
-from streams.settings import Settings
+from common.settings import Settings
 
 log = logging.getLogger(__name__)
 

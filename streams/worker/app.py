@@ -33,9 +33,10 @@ from typing import Any, cast
 import faust
 from faust.types import StreamT
 
+from common.kafka_config import faust_credentials
+from common.settings import Settings
 from schemas.codec import Codec
 from schemas.errors import SchemaError
-from streams.settings import Settings
 from streams.worker import metrics
 from streams.worker.deletion import DeletionPolicy
 from streams.worker.detections import BatchResult, DetectionContext, process_batch
@@ -50,7 +51,6 @@ from streams.worker.faust_io import (
 )
 from streams.worker.fetch_watchdog import FetchWatchdog
 from streams.worker.guard import AgentGuard, guard_timer
-from streams.worker.kafka_config import faust_credentials
 from streams.worker.lag import LagGauge
 from streams.worker.outcome_agents import install_outcome_agents
 from streams.worker.pseudonym import Pseudonymiser

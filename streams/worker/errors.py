@@ -8,7 +8,7 @@ subject ids.
 
 from __future__ import annotations
 
-from streams.errors import CommandError, LfrError
+from common.errors import CommandError, LfrError
 
 
 class WorkerError(LfrError):

@@ -11,8 +11,8 @@ from aiokafka.partitioner import murmur2
 from faust.exceptions import ConsumerNotStarted
 from faust.types import EventT, TableT
 
+from common.settings import Settings
 from schemas.codec import Codec
-from streams.settings import Settings
 from streams.worker import metrics
 from streams.worker.reference import Owns
 from streams.worker.source import SourceRecord

@@ -19,10 +19,10 @@ from typing import Any
 import faust
 from faust.types import StreamT
 
+from common.settings import Settings
 from schemas.codec import Codec
 from schemas.errors import SchemaError
 from schemas.validation import validate
-from streams.settings import Settings
 from streams.topics import changelog_config
 from streams.worker import metrics
 from streams.worker.adjudications import (

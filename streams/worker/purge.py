@@ -15,9 +15,9 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from common.settings import Settings
 from schemas.codec import decode
 from schemas.errors import SchemaError
-from streams.settings import Settings
 from streams.worker.errors import PurgeError, WorkerError
 from streams.worker.watchlist_store import split_key
 from streams.worker.windows import CLOSED_STATUSES, OperationWindow, window_from_record

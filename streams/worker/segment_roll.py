@@ -20,7 +20,7 @@ from collections.abc import Awaitable
 
 import faust
 
-from streams.settings import Settings
+from common.settings import Settings
 from streams.topics import roll_marker_key, roll_marker_topics
 
 log = logging.getLogger(__name__)

@@ -29,14 +29,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 from mode import Service
 
+from common.kafka_config import aiokafka_config
+from common.settings import Settings
 from schemas.codec import Codec
 from schemas.errors import SchemaError
 from schemas.validation import validate
-from streams.settings import Settings
 from streams.worker import metrics
 from streams.worker.deletion import DeletionPolicy, GraceClock
 from streams.worker.errors import WorkerError
-from streams.worker.kafka_config import aiokafka_config
 from streams.worker.reference import Owns, ReferenceData
 from streams.worker.source import SourceRecord, reject
 from streams.worker.throttle import ThrottledLog

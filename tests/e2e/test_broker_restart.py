@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from common.settings import Settings
 from streams.demo import publish_scenario
 from streams.localstack.kafka import KafkaService
 from streams.pipeline import Pipeline
-from streams.settings import Settings
 from tests.conftest import free_port
 
 from .test_pipeline_truth import report, running_pipeline, start

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from common.settings import Settings
 from streams.demo import lfr, publish_scenario
 from streams.pipeline import Pipeline
-from streams.settings import Settings
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]

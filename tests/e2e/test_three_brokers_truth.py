@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
+from common.settings import Settings
 from streams.demo import publish_scenario
 from streams.localstack import stack
 from streams.localstack.process import pid_alive
 from streams.localstack.topology import Topology
-from streams.settings import Settings
 from tests.conftest import free_port
 from tests.e2e.test_pipeline_truth import assert_equal_to_truth, running_pipeline, start
 from tests.integration.stack.private_stack import PrivateStack, private_stack

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from common.settings import Settings
 from streams.audit import Readiness, StoreAge, serve_http
-from streams.settings import Settings
 from tests.helm.apiserver import free_port
 from tests.helm.conftest import CHART, Rendered, container_env, pod_spec
 

@@ -1,7 +1,7 @@
 """Every ``Settings`` field has a decision in the chart, and the set ones reach the pods.
 
 The list of settings comes from ``Settings.model_fields``, so a field added to
-streams/settings.py fails these tests until the chart maps it (values.yaml,
+common/settings.py fails these tests until the chart maps it (values.yaml,
 values.schema.json) or the decision below says why it does not.
 """
 
@@ -19,7 +19,7 @@ import yaml
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
-from streams.settings import Settings
+from common.settings import Settings
 from tests.helm.conftest import CHART, Rendered, container_env, is_hook
 
 # The chart sets these itself; their value path is given here.

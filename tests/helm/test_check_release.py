@@ -15,7 +15,7 @@ from types import ModuleType
 
 import pytest
 
-from streams.settings import Settings
+from common.settings import Settings
 from streams.topics import create_topics
 from tests.conftest import Stack, free_port
 from tests.helm.conftest import CHART

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.settings import Settings
+from common.settings import Settings
 from streams.simulator import build_scenario
 from streams.simulator.events import timeline
 from streams.simulator.kafka_out import publish

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from common.settings import Settings
 from sinks.db import NativeDatabase
 from sinks.migrate import migrate
 from streams.audit import audit
-from streams.settings import Settings
 from tests.integration.sinks.conftest import load
 from tests.integration.worker.conftest import settings_env
 from tests.synthetic import generate

@@ -26,10 +26,10 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 from pydantic import SecretStr
 
+from common.settings import Settings
 from schemas.templates import template_to_bytes
 from streams.audit import StoreAge, audit
 from streams.localstack.kafka import KafkaService
-from streams.settings import Settings
 from streams.topics import create_topics, topic_specs
 from streams.worker.records import alert_id
 from tests.conftest import free_port

@@ -9,7 +9,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from streams.settings import Settings
+from common.settings import Settings
 from streams.topics import changelog_name, create_topics, topic_specs
 
 

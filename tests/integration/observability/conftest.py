@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings
+from common.settings import Settings
 from tests.integration.observability.harness import Pipeline, observed_pipeline
 
 

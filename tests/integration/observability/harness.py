@@ -23,9 +23,9 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from pydantic import SecretStr
 
+from common.settings import Settings
 from sinks.db import connect
 from sinks.migrate import migrate
-from streams.settings import Settings
 from streams.topics import create_topics
 from tests.conftest import free_port, stop_process
 from tests.integration.worker.conftest import settings_env

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from common.settings import Settings
 from schemas.codec import decode
 from streams.jsonio import consume_command, publish_command
-from streams.settings import Settings
 from tests.unit.schemas.avro_strategies import detection, json_line, watchlist_entry
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
 
+from common.settings import Settings
 from schemas.codec import decode
-from streams.settings import Settings
 from streams.simulator import build_scenario
 from streams.simulator.events import timeline
 from streams.simulator.kafka_out import RECORD_NAMES, publish, topic_names

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from common.settings import Settings
 from sinks import rows as R
 from sinks.db import ChdbDatabase, Database, NativeDatabase, connect
 from sinks.errors import ClickHouseError
 from sinks.migrate import migrate
-from streams.settings import Settings
 from tests.synthetic import SyntheticData
 
 from .sinkproc import wait_until

@@ -12,10 +12,10 @@ import signal
 import sys
 
 import sinks.cli
+from common.settings import Settings
 from sinks.batching import Batch
 from sinks.sink import Sink
 from streams.cli import main
-from streams.settings import Settings
 
 
 def killing_sink(kill_after: int) -> type[Sink]:

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from common.settings import Settings
 from schemas.codec import encode
-from streams.settings import Settings
 from tests.synthetic import SyntheticData
 
 SINK_TOPICS = ("scans", "alerts", "outcomes", "operations", "dlq")

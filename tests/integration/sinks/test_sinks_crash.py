@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from common.settings import Settings
 from schemas.codec import encode
 from sinks.db import NativeDatabase
 from sinks.migrate import migrate
 from sinks.report import deployment_report
 from sinks.rollup import rollup
-from streams.settings import Settings
 from tests.synthetic import generate
 
 from .sinkproc import committed_all, kill, produce, start_sink, topics, wait_until

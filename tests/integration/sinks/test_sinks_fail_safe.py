@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from common.settings import Settings
 from sinks.db import connect
 from sinks.migrate import migrate
 from sinks.report import deployment_report
 from sinks.rollup import rollup
-from streams.settings import Settings
 from tests.synthetic import SyntheticData, generate
 
 from .chserver import free_port

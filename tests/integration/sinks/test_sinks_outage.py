@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from common.settings import Settings
 from sinks.db import NativeDatabase
 from sinks.migrate import migrate
 from sinks.report import deployment_report
 from sinks.rollup import rollup
-from streams.settings import Settings
 from tests.synthetic import SyntheticData, generate
 
 from .chserver import PrivateServer, free_port

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from common.settings import Settings
 from sinks import rows as R
 from sinks.db import NativeDatabase, connect
 from sinks.errors import ClickHouseRefused
 from sinks.report import deployment_report
 from sinks.rollup import rollup
-from streams.settings import Settings
 from tests.synthetic import generate
 
 from .conftest import ROLES_DB

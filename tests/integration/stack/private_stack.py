@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.settings import Settings
 from streams.localstack import stack
 from streams.localstack.process import port_in_use
 from streams.localstack.topology import Topology, stack_settings
-from streams.settings import Settings
 
 # below the kernel's ephemeral range (32768-60999): a client connection's
 # local port there would make these ports look taken

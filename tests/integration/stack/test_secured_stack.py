@@ -18,12 +18,12 @@ from kafka.admin import NewTopic
 from kafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
 from pydantic import SecretStr
 
+from common.settings import Settings
 from streams.localstack import stack
 from streams.localstack.kafka import broker_answers
 from streams.localstack.process import StackError, pid_alive, port_in_use
 from streams.localstack.tls import ensure_tls_files
 from streams.localstack.topology import Topology, stack_settings
-from streams.settings import Settings
 from tests.integration.stack.private_stack import PrivateStack, free_port_block, private_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -22,8 +22,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from pydantic import SecretStr
 
+from common.settings import Settings
 from schemas.codec import decode, encode
-from streams.settings import Settings
 from streams.topics import create_topics
 from tests.conftest import free_port, stop_process
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from common.settings import Settings
 from schemas.codec import encode
 from streams.audit import Raw, StoreAge, ended_deployments, oldest_age_s, render, watchlist_age
-from streams.settings import Settings
 from streams.topics import (
     CATALOGUE,
     Lifecycle,

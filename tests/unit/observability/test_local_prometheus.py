@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from common.settings import Settings
 from streams.localstack.prometheus import PrometheusService
-from streams.settings import Settings
 from tests.unit.observability.promql import RULES, alert_rules
 
 

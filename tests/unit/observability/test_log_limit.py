@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from streams.log_limit import SUPPRESSED, RateLimitFilter, limited
+from common.log_limit import SUPPRESSED, RateLimitFilter, limited
 
 
 def _record(msg: str, level: int = logging.WARNING, **extra: str) -> logging.LogRecord:

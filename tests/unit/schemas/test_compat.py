@@ -14,11 +14,11 @@ import fastavro
 import pytest
 from fastavro.read import SchemaResolutionError
 
+from common.settings import Settings
 from schemas.check import check_schemas
 from schemas.cli import run_check
 from schemas.compat import full_problems, reader_problems
 from schemas.registry import SCHEMA_DIR
-from streams.settings import Settings
 
 BASE: dict[str, Any] = {
     "type": "record",

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from common.settings import Settings
 from schemas.codec import decode, encode
 from schemas.deadletter import dead_letter, reason_for, scrub_message
 from schemas.errors import (
@@ -22,7 +23,6 @@ from schemas.errors import (
     ValidationError,
 )
 from schemas.templates import template_from_bytes, template_to_bytes
-from streams.settings import Settings
 from streams.topics import biometric_topic_names
 from tests.unit.schemas.avro_strategies import detection
 

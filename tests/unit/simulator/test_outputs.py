@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from common.settings import Settings
 from schemas.codec import decode
 from streams.cli import main
 from streams.jsonio import parse_lines
-from streams.settings import Settings
 from streams.simulator import build_scenario, ground_truth
 from streams.simulator.events import TimedRecord, timeline
 from streams.simulator.files import TRUTH_FILE, file_name

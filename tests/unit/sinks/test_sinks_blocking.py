@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from common.settings import Settings
 from schemas.codec import encode
 from sinks.errors import SinkBlockedTooLong, server_error
 from sinks.features import ServerFeatures, features_for
 from sinks.sink import Sink, SinkOptions
-from streams.settings import Settings
 from tests.synthetic import generate
 
 

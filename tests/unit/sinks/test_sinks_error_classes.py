@@ -7,6 +7,7 @@ import ssl
 import pytest
 from kafka import errors as kafka_errors
 
+from common.failures import CAUSES, classify_exception, kafka_failure_line
 from sinks.blocking import Blockage
 from sinks.errors import (
     CLICKHOUSE_CODES,
@@ -17,7 +18,6 @@ from sinks.errors import (
     code_in,
     server_error,
 )
-from streams.failures import CAUSES, classify_exception, kafka_failure_line
 
 # (code, message, class, cause): what the server says and what the sink must do
 CLICKHOUSE_CASES = [

@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
+from common.settings import Settings
 from schemas.deadletter import reasons
 from sinks import metrics
 from sinks.sink import BatchOutcome, days_of, observe_committed, routes_for
-from streams.settings import Settings
 
 BUCKETS = (0.5, 1, 10, 60)
 

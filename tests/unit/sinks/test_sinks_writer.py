@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from common.settings import Settings
 from schemas.codec import encode
 from sinks.batching import Batch, Message, PartitionBuffer
 from sinks.db import server_message
 from sinks.errors import ClickHouseRejected
 from sinks.features import ServerFeatures, features_for
 from sinks.sink import BatchWriter, SinkOptions, consumer_config, routes_for
-from streams.settings import Settings
 from tests.synthetic import generate
 
 

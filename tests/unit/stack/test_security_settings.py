@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from common.errors import ConfigError
+from common.kafka_config import aiokafka_config, kafka_python_config
+from common.settings import DEV_PSEUDONYM_KEY, MIN_PSEUDONYM_KEY_LENGTH, Settings
 from streams.cli import main
-from streams.errors import ConfigError
-from streams.settings import DEV_PSEUDONYM_KEY, MIN_PSEUDONYM_KEY_LENGTH, Settings
-from streams.worker.kafka_config import aiokafka_config, kafka_python_config
 
 
 def _self_signed(tmp_path: Path, pass_phrase: bytes | None) -> tuple[Path, Path]:

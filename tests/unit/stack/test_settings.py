@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from common.settings import Settings, reference_table
 from streams.cli import main
-from streams.settings import Settings, reference_table
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 
@@ -82,5 +82,5 @@ def test_readme_lists_every_setting() -> None:
     assert block is not None
     assert block.group(1) == reference_table(), (
         "README's configuration table is stale: regenerate it with "
-        "`python -m streams.settings` and paste between the settings markers"
+        "`python -m common.settings` and paste between the settings markers"
     )

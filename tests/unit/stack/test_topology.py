@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from common.settings import Settings
 from streams.localstack.process import StackError
 from streams.localstack.security import application_acls, topic_prefixes
 from streams.localstack.topology import (
@@ -15,7 +16,6 @@ from streams.localstack.topology import (
     controller_ports,
     stack_settings,
 )
-from streams.settings import Settings
 
 
 @pytest.fixture(autouse=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from common.settings import Settings
 from streams.cli import build_parser
-from streams.settings import Settings
 from streams.worker.app import WorkerOptions
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord
 
+from common.settings import Settings
 from schemas.codec import Codec, encode
 from schemas.errors import SchemaError
-from streams.settings import Settings
 from streams.worker.deletion import DeletionPolicy
 from streams.worker.errors import WorkerError
 from streams.worker.gating import GateReason, gate

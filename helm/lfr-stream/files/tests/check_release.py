@@ -50,7 +50,7 @@ def kafka_answers() -> list[str]:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    from streams.settings import Settings
+    from common.settings import Settings
     from streams.topics import topic_specs
 
     settings = Settings()
@@ -71,7 +71,7 @@ def kafka_answers() -> list[str]:
 def clickhouse_answers() -> list[str]:
     """ClickHouse answers a query as the sink's ingest user."""
     from sinks.db import connect
-    from streams.settings import Settings
+    from common.settings import Settings
 
     settings = Settings()
     try:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import ssl
 from typing import Any, NoReturn
 
-from streams.errors import ConfigError
-from streams.settings import KAFKA_BOOTSTRAP_TIMEOUT_MS, Settings
+from common.errors import ConfigError
+from common.settings import KAFKA_BOOTSTRAP_TIMEOUT_MS, Settings
 
 
 def _no_pass_phrase() -> NoReturn:

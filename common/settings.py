@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.errors import ConfigError
+from common.errors import ConfigError
 
 MIN_PSEUDONYM_KEY_LENGTH = 32
 """Characters of LFR_PSEUDONYM_KEY at least (HMAC-SHA256: as long as its output)."""
@@ -378,7 +378,7 @@ class Settings(BaseSettings):
 
     def kafka_python_config(self) -> dict[str, object]:
         """Connection and security keyword arguments for kafka-python clients."""
-        from streams.worker.kafka_config import kafka_python_config
+        from common.kafka_config import kafka_python_config
 
         return kafka_python_config(self)
 
