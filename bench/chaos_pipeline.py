@@ -46,15 +46,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common.errors import CommandError  # noqa: E402
+from common.settings import Settings  # noqa: E402
 from streams.demo import lfr, publish_scenario  # noqa: E402
-from streams.errors import CommandError  # noqa: E402
 from streams.kafka_lag import LagProbe, LagUnknown  # noqa: E402
 from streams.localstack import stack  # noqa: E402
 from streams.localstack.clickhouse import ClickHouseService  # noqa: E402
 from streams.localstack.kafka import KafkaService  # noqa: E402
 from streams.localstack.topology import Topology  # noqa: E402
 from streams.pipeline import Pipeline  # noqa: E402
-from streams.settings import Settings  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.integration.stack.private_stack import PrivateStack, private_stack  # noqa: E402
 
