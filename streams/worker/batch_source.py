@@ -132,8 +132,9 @@ class BatchSource:
         if not mine:
             return
         generation = self.app.consumer_generation_id
-        for tp in mine:
-            records = fetched.pop(tp)
+        for key in mine:
+            records = fetched.pop(key)
+            tp = TP(key.topic, key.partition)  # aiokafka's own tuple fails Faust's TP checks
             if not records or not consumer.flow_active:
                 continue  # a rebalance began: Faust seeks every partition back afterwards
             if tp not in active and tp not in consumer._buffered_partitions:
