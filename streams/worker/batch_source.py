@@ -263,7 +263,8 @@ class BatchSource:
     def _acknowledge(self, batch: Sequence[Chunk]) -> None:
         """Put the batch's offsets into Faust's ack bookkeeping (what ``Consumer.ack`` does)."""
         consumer: Any = self.app.consumer
-        generation = self.app.consumer_generation_id
+        # a batch that ends while the group rebalances is processed again after it
+        generation = None if self.app.rebalancing else self.app.consumer_generation_id
         assignment = consumer.assignment()
         acked = 0
         with ack_lock:
