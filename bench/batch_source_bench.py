@@ -13,7 +13,8 @@ so a machine growing busier or quieter hits all three alike) with its own
 consumer group on the same topic; the rate is from its first batch to its last.
 Run: ``.venv/bin/python bench/batch_source_bench.py`` (needs Kafka at
 LFR_KAFKA_BOOTSTRAP); writes bench/results/batch_source.json.
-LFR_BENCH_RECORDS (default 100000), LFR_BENCH_ROUNDS (default 2).
+LFR_BENCH_RECORDS (default 100000), LFR_BENCH_ROUNDS (default 2), LFR_BENCH_MODES
+(a subset, comma-separated: no ratios then), LFR_BENCH_FETCH_BYTES.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ MAX_BATCH = 500
 WITHIN_S = 0.2
 PARTITIONS = 2
 VALUE_BYTES = 1100  # about one encoded detection
-FETCH_BYTES = 1024 * 1024  # per partition, the same for all three
+# per partition, the same for all three (the worker's consumer_max_fetch_size by default)
+FETCH_BYTES = int(os.environ.get("LFR_BENCH_FETCH_BYTES", str(8 * 1024 * 1024)))
+# LFR_BENCH_PYSPY=DIR samples each child with py-spy (pip install py-spy) into DIR
+PYSPY_DIR = os.environ.get("LFR_BENCH_PYSPY")
 COMMIT_EVERY_S = 2.8  # Faust's default commit interval, for the raw loop too
 
 
@@ -189,11 +193,17 @@ def delete(bootstrap: str, topic: str) -> None:
 def child(mode: str, bootstrap: str, topic: str, expected: int) -> dict[str, Any]:
     out = Path(tempfile.mkdtemp(prefix="lfr-bench-fbatch-")) / "result.json"
     log = out.with_name("child.log")
+    argv = [sys.executable, __file__, "--child", mode, bootstrap, topic, str(expected),
+            str(out), "worker", "--without-web"]  # fmt: skip
+    if PYSPY_DIR:
+        Path(PYSPY_DIR).mkdir(parents=True, exist_ok=True)
+        profile = Path(PYSPY_DIR) / f"{mode}-{out.parent.name}.txt"
+        argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
+                "--rate", "200", "--threads", "-o", str(profile), "--", *argv]  # fmt: skip
     with open(log, "wb") as sink:
-        # fixed argv: this interpreter running this file
+        # fixed argv: this interpreter running this file (under py-spy if asked)
         proc = subprocess.run(  # noqa: S603
-            [sys.executable, __file__, "--child", mode, bootstrap, topic, str(expected),
-             str(out), "worker", "--without-web"],
+            argv,
             cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, timeout=900, check=False,
         )  # fmt: skip
     if not out.exists():
@@ -213,23 +223,26 @@ def main() -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_1m": os.getloadavg()[0]},
         "records": expected, "partitions": PARTITIONS, "value_bytes": VALUE_BYTES,
+        "fetch_bytes_per_partition": FETCH_BYTES,
         "max_batch": MAX_BATCH, "take_events_within_s": WITHIN_S,
     }  # fmt: skip
     produce(bootstrap, topic, expected)
-    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+    modes = os.environ.get("LFR_BENCH_MODES", ",".join(MODES)).split(",")
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     try:
         for _ in range(rounds):
-            for mode in MODES:
+            for mode in modes:
                 runs[mode].append(child(mode, bootstrap, topic, expected))
                 print(mode, runs[mode][-1], flush=True)
     finally:
         delete(bootstrap, topic)
-    rates = {mode: statistics.median(r["per_second"] for r in runs[mode]) for mode in MODES}
-    raw = rates["raw_aiokafka"]
+    rates = {mode: statistics.median(r["per_second"] for r in runs[mode]) for mode in modes}
     result["runs"] = runs
     result["median_per_second"] = rates
-    result["ratio_to_raw_aiokafka"] = {mode: rates[mode] / raw for mode in MODES}
-    result["ratio_batch_source_to_take_events"] = rates["batch_source"] / rates["take_events"]
+    if set(modes) == set(MODES):
+        raw = rates["raw_aiokafka"]
+        result["ratio_to_raw_aiokafka"] = {mode: rates[mode] / raw for mode in MODES}
+        result["ratio_batch_source_to_take_events"] = rates["batch_source"] / rates["take_events"]
     result["machine"]["load_average_1m_after"] = os.getloadavg()[0]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
