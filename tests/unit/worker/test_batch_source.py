@@ -16,6 +16,7 @@ from faust.types import TP
 from intervaltree import IntervalTree
 
 from streams.worker.batch_source import BatchSource
+from streams.worker.fetch_watchdog import FetchWatchdog
 from streams.worker.source import SourceRecord
 
 TOPIC = "in"
@@ -272,3 +273,45 @@ async def test_a_full_buffer_pauses_fetching_until_half_drained() -> None:
     assert consumer.dropped == []  # 2 of 4 left: more than half of 3
     await source._take()
     assert consumer.dropped == [P0]
+
+
+class WatchedConsumer(FakeConsumer):
+    """A consumer whose fetch position the fetch watchdog can read."""
+
+    def __init__(self, assigned: set[TP], positions: dict[TP, int]) -> None:
+        super().__init__(assigned)
+        self.positions = positions
+
+    async def position(self, tp: TP) -> int:
+        return self.positions[tp]
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        await super().seek(tp, offset)
+        self.positions[tp] = offset
+
+
+class WatchedApp(FakeApp):
+    def __init__(self, consumer: FakeConsumer) -> None:
+        super().__init__(consumer)
+        self.flow_control = WatchedFlow()
+
+
+class WatchedFlow(FakeFlow):
+    def is_active(self) -> bool:
+        return True
+
+
+@in_loop
+async def test_the_fetch_watchdog_sees_buffered_batches_as_in_flight() -> None:
+    consumer = WatchedConsumer({P0}, {P0: 10})
+    consumer._committed_offset[P0] = 5
+    consumer._read_offset[P0] = 5
+    app = WatchedApp(consumer)
+    source = BatchSource(app, TOPIC, Handler(), max_batch=500)  # type: ignore[arg-type]
+    watchdog = FetchWatchdog(app, [TOPIC])
+    await source.offer(consumer, {P0: fetched(5, 6, 7, 8, 9)}, {P0})
+    assert await watchdog.tick() == [] and await watchdog.tick() == []
+    assert consumer.seeks == [], "records waiting for the handler are not a stall"
+    source.revoke(consumer, {P0})  # dropped without being handled: now it is one
+    assert await watchdog.tick() == [] and await watchdog.tick() == [P0]
+    assert consumer.seeks == [(P0, 5)]
