@@ -132,10 +132,11 @@ class BatchSource:
         if not mine:
             return
         generation = self.app.consumer_generation_id
+        assignment = consumer.assignment()
         for key in mine:
             records = fetched.pop(key)
             tp = TP(key.topic, key.partition)  # aiokafka's own tuple fails Faust's TP checks
-            if not records or not consumer.flow_active:
+            if not records or not consumer.flow_active or tp not in assignment:
                 continue  # a rebalance began: Faust seeks every partition back afterwards
             if tp not in active and tp not in consumer._buffered_partitions:
                 await self._seek_back(consumer, tp, records[0].offset, "paused")
@@ -181,8 +182,6 @@ class BatchSource:
         return Chunk(tp, converted, ack_from, generation, placeholder(tp, first, generation))
 
     async def _seek_back(self, consumer: Any, tp: TP, offset: int, why: str) -> None:
-        if tp not in consumer.assignment():
-            return
         log.info("%s[%d]: fetch %s; seeking back to %d", tp.topic, tp.partition, why, offset)
         await consumer.seek(tp, offset)
         consumer._read_offset[tp] = offset

@@ -315,3 +315,11 @@ async def test_the_fetch_watchdog_sees_buffered_batches_as_in_flight() -> None:
     source.revoke(consumer, {P0})  # dropped without being handled: now it is one
     assert await watchdog.tick() == [] and await watchdog.tick() == [P0]
     assert consumer.seeks == [(P0, 5)]
+
+
+@in_loop
+async def test_records_of_a_partition_no_longer_assigned_are_dropped() -> None:
+    source, consumer, _, _ = make()
+    consumer.assigned = {P1}
+    await source.offer(consumer, {P0: fetched(0, 1)}, {P0, P1})
+    assert not source._chunks and consumer.seeks == []
