@@ -262,8 +262,11 @@ class BatchSource:
     def _acknowledge(self, batch: Sequence[Chunk]) -> None:
         """Put the batch's offsets into Faust's ack bookkeeping (what ``Consumer.ack`` does)."""
         consumer: Any = self.app.consumer
-        # a batch that ends while the group rebalances is processed again after it
-        generation = None if self.app.rebalancing else self.app.consumer_generation_id
+        # A batch of an older generation is not acknowledged: its records come again
+        # from the committed offset that Faust seeks to after every rebalance. (Not
+        # acknowledging a batch whose successors are would leave a gap that stops
+        # the partition's commits for good, so ``app.rebalancing`` is not a reason.)
+        generation = self.app.consumer_generation_id
         assignment = consumer.assignment()
         acked = 0
         with ack_lock:
@@ -275,11 +278,16 @@ class BatchSource:
                     continue
                 committed = consumer._committed_offset[tp]
                 start = chunk.ack_from if committed is None else max(chunk.ack_from, committed)
-                offsets = range(start, chunk.end)
+                offsets: Sequence[int] = range(start, chunk.end)
+                index = consumer._acked_index[tp]
+                if not index.isdisjoint(offsets):
+                    # acknowledged before a rebalance and delivered again: an offset
+                    # twice in ``_acked`` would split Faust's consecutive run
+                    offsets = [offset for offset in offsets if offset not in index]
                 if not offsets:
                     continue
                 consumer._acked[tp].extend(offsets)
-                consumer._acked_index[tp].update(offsets)
+                index.update(offsets)
                 acked += len(chunk.records)
             consumer._n_acked += acked
             notify(consumer._waiting_for_ack)
