@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from worker_bench import (
     scan_timestamps,
     scenario,
     stamp_scans_on_append,
+    start_profiler,
     stop_worker,
     write_results,
 )
@@ -59,7 +61,7 @@ def variant(settings: Settings, name: str, n: int) -> Settings:
     return other
 
 
-def run(settings: Settings, module: str, detections: int) -> dict[str, Any]:
+def run(settings: Settings, module: str, detections: int, name: str) -> dict[str, Any]:
     log = open(settings.state_dir / "worker.log", "wb")  # noqa: SIM115 - closed by stop_worker
     env = {**os.environ, **env_of(settings), "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}"}
     # fixed argv: this interpreter running the project's CLI or the bench launcher
@@ -67,6 +69,7 @@ def run(settings: Settings, module: str, detections: int) -> dict[str, Any]:
         [sys.executable, "-m", module, "--log-level", WORKER_LOG_LEVEL, "worker"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    profiler = start_profiler(proc, name)  # LFR_BENCH_PYSPY=DIR, as in worker_bench
     try:
         stamps = scan_timestamps(settings, detections, timeout=900)
         if len(stamps) < detections:
@@ -83,6 +86,9 @@ def run(settings: Settings, module: str, detections: int) -> dict[str, Any]:
         return {"detections": detections, "seconds": seconds,
                 "per_second": detections / seconds, "alerts": alerts}  # fmt: skip
     finally:
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
         stop_worker(proc, log)
 
 
@@ -100,7 +106,7 @@ def main() -> int:
     try:
         for n in range(rounds):
             for name, module in MODULES.items():
-                runs[name].append(run(variant(settings, name, n), module, detections))
+                runs[name].append(run(variant(settings, name, n), module, detections, name))
                 print(name, runs[name][-1], flush=True)
             ceiling = asyncio.run(same_work_loop(variant(settings, "ceiling", n), detections))
             runs["aiokafka_same_work"].append(ceiling)
