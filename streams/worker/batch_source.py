@@ -359,9 +359,10 @@ def install_batch_handler(
     declare no agent on ``topic``. The topic is subscribed through Faust's
     conductor, so assignment and table co-partitioning are as for an agent.
     ``handler(records)`` is awaited one batch at a time, records in offset
-    order per partition; a batch holds what was fetched and buffered (up to
-    ``max_batch``), or, with ``within`` > 0, what arrived within that many
-    seconds of the first record. ``max_buffered`` records (default 8 batches)
+    order per partition; a batch holds what was fetched and buffered meanwhile
+    (up to ``max_batch``: no waiting, so latency stays one handler run), or, with
+    ``within`` > 0, the source first waits up to that many seconds for a short
+    batch to fill. ``max_buffered`` records (default 8 batches)
     are buffered before Faust stops fetching the topic. When the handler raises,
     ``on_failure(exc, records)`` is awaited and the source halts: retrying in
     place belongs in the handler (``AgentGuard.run``).
