@@ -22,8 +22,8 @@ from typing import Any
 
 import faust
 
-from streams.worker.batch_source import install_batch_handler
-from streams.worker.faust_io import Changelogs, byte_keyed
+from streams.worker.runtime.batch_source import install_batch_handler
+from streams.worker.runtime.tables import Changelogs, byte_keyed
 from streams.worker.source import SourceRecord
 
 
