@@ -66,7 +66,7 @@ def build() -> faust.App:
             if r.key is not None:
                 per_key[r.key] = per_key.get(r.key, 0) + 1
         await changelogs.apply(
-            [TableChange("counts", key, (counts.get(key) or 0) + n) for key, n in per_key.items()]
+            TableChange("counts", key, (counts.get(key) or 0) + n) for key, n in per_key.items()
         )
         out.write(
             "".join(f"{r.partition} {r.offset} {(r.value or b'').decode()}\n" for r in records)
