@@ -3,7 +3,7 @@
 1. ``take_events``: a Faust agent over ``stream.take_events(max_batch, within)``,
    the path the worker's detections agent takes today;
 2. ``batch_source``: the same Faust app shape with
-   :func:`streams.worker.batch_source.install_batch_handler` instead of the agent;
+   :func:`streams.worker.runtime.batch_source.install_batch_handler` instead of the agent;
 3. ``raw_aiokafka``: a hand-written aiokafka ``getmany`` loop in a consumer group,
    committing after each fetch: the ceiling.
 
@@ -84,8 +84,8 @@ class Meter:
 def faust_app(mode: str, bootstrap: str, topic: str, group: str, meter: Meter) -> Any:
     import faust
 
-    from streams.worker.batch_source import install_batch_handler
-    from streams.worker.faust_io import source_of
+    from streams.worker.runtime.batch_source import install_batch_handler
+    from streams.worker.runtime.inputs import source_record
     from streams.worker.source import SourceRecord
 
     app = faust.App(
@@ -101,7 +101,7 @@ def faust_app(mode: str, bootstrap: str, topic: str, group: str, meter: Meter) -
         @app.agent(source, name="records", concurrency=1)
         async def records(stream: Any) -> None:
             async for events in cast(Any, stream).take_events(MAX_BATCH, within=WITHIN_S):
-                meter.handled(len([source_of(e) for e in events]))
+                meter.handled(len([source_record(e.message) for e in events]))
 
     else:
 

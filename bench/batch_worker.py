@@ -2,7 +2,7 @@
 
 The worker's ``detections`` agent body is kept as it is; only its input
 changes: instead of Faust's ``stream.take_events``, a stand-in stream yields
-the batches that :func:`streams.worker.batch_source.install_batch_handler`
+the batches that :func:`streams.worker.runtime.batch_source.install_batch_handler`
 hands over, and a batch is acknowledged once the agent asks for the next
 one (its guard returned). This measures what the batch path gives the real
 detections work before the agent is rewritten for it; the events it builds
@@ -20,7 +20,7 @@ import faust
 
 from common.settings import Settings
 from streams.cli import main
-from streams.worker.batch_source import install_batch_handler
+from streams.worker.runtime.batch_source import install_batch_handler
 from streams.worker.source import SourceRecord
 
 

@@ -4,7 +4,7 @@ Both run the real ``lfr worker`` on the same detections (each with its own
 group and output topics), beside the hand-written aiokafka loop that does the
 same work (``ceiling_loop.py``), one after the other in rounds. The batch
 source run uses ``batch_worker.py``: the same agent body, fed by
-:func:`streams.worker.batch_source.install_batch_handler`.
+:func:`streams.worker.runtime.batch_source.install_batch_handler`.
 Run: ``.venv/bin/python bench/batch_worker_bench.py`` (needs Kafka at
 LFR_KAFKA_BOOTSTRAP); writes bench/results/batch_worker.json.
 LFR_BENCH_SMALL_DETECTIONS (default 50000), LFR_BENCH_ROUNDS (default 1).

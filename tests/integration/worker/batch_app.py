@@ -22,9 +22,10 @@ from typing import Any
 
 import faust
 
-from streams.worker.batch_source import install_batch_handler
-from streams.worker.faust_io import Changelogs, byte_keyed
+from streams.worker.runtime.batch_source import install_batch_handler
+from streams.worker.runtime.tables import Changelogs, byte_keyed
 from streams.worker.source import SourceRecord
+from streams.worker.stage import TableChange
 
 
 def build() -> faust.App:
@@ -50,7 +51,7 @@ def build() -> faust.App:
     counts = byte_keyed(
         app.Table("counts", partitions=partitions, use_partitioner=True, key_type=bytes)
     )
-    changelogs = Changelogs(app)
+    changelogs = Changelogs(app, {"counts": counts})
     out = open(os.environ["BATCH_OUT"], "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the app
     fail = os.environ.get("BATCH_FAIL", "").encode() or None
     delay = float(os.environ.get("BATCH_DELAY_S", "0"))
@@ -64,8 +65,9 @@ def build() -> faust.App:
         for r in records:
             if r.key is not None:
                 per_key[r.key] = per_key.get(r.key, 0) + 1
-        for key, n in per_key.items():
-            await changelogs.put(counts, key, (counts.get(key) or 0) + n)
+        await changelogs.apply(
+            TableChange("counts", key, (counts.get(key) or 0) + n) for key, n in per_key.items()
+        )
         out.write(
             "".join(f"{r.partition} {r.offset} {(r.value or b'').decode()}\n" for r in records)
         )

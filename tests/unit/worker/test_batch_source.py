@@ -15,8 +15,8 @@ from faust.transport.drivers.aiokafka import Consumer as AIOKafkaFaustConsumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from streams.worker.batch_source import BatchSource
-from streams.worker.fetch_watchdog import FetchWatchdog
+from streams.worker.runtime.batch_source import BatchSource
+from streams.worker.runtime.fetch_watchdog import FetchWatchdog
 from streams.worker.source import SourceRecord
 
 TOPIC = "in"
