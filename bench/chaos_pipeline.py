@@ -409,7 +409,13 @@ def differences(got: tuple[list[dict[str, Any]], Any], truth: dict[str, Any]) ->
     rows, ttl = got
     want = {r["deployment_id"]: r for r in truth["deployments"]}
     have = {r["deployment_id"]: r for r in rows}
-    out = [f"{d}: missing" for d in sorted(set(want) - set(have))]
+    out = []
+    for key in ("total_alerts", "faces_seen"):
+        got_n = sum(r.get(key) or 0 for r in rows)
+        want_n = sum(r.get(key) or 0 for r in truth["deployments"])
+        if got_n != want_n:
+            out.append(f"{key} in all: {got_n} (truth {want_n})")
+    out += [f"{d}: missing" for d in sorted(set(want) - set(have))]
     out += [f"{d}: not in the truth" for d in sorted(set(have) - set(want))]
     for dep in sorted(set(want) & set(have)):
         for key in sorted(set(want[dep]) | set(have[dep])):
