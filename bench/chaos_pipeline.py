@@ -75,6 +75,7 @@ class Options:
     broker_down_s: float
     poison_per_topic: int
     timeout_s: float
+    overrides: dict[str, str] = field(default_factory=dict)  # --set: settings of every row
 
 
 @dataclass
@@ -485,6 +486,7 @@ def _run_row(fault: Fault, main: PrivateStack, kafka_stack: PrivateStack, option
         worker_metrics_port=free_port(), sink_metrics_port=free_port(),
         partitions=3, watchlist_partitions=2, state_dir=row_logs / "state",
         **{f"topic_{t}": f"c{tag}.{t}" for t in (*INPUTS, "scans", "alerts", "outcomes", "dlq")},
+        **options.overrides,
     )  # fmt: skip
     lfr(settings, "topics", "create", capture=True)
     lfr(settings, "migrate", "--wait", "60", capture=True)
@@ -618,6 +620,9 @@ def main() -> int:
                         help="poison records per input topic (2700; 100 for small)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds a row may take to settle after the input (1800)")  # fmt: skip
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for every row's processes, e.g. "
+                        "watchlist_retire_grace_s=900 (repeatable)")  # fmt: skip
     args = parser.parse_args()
     logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL)  # ClickHouse is killed
     os.environ.setdefault("LFR_STACK", "local")  # the private stack: processes, never Docker
@@ -626,7 +631,8 @@ def main() -> int:
         parser.error(f"unknown fault(s) {sorted(unknown)}; known: {names}")
     poison = args.poison if args.poison is not None else (100 if args.scenario == "small" else 2700)
     options = Options(args.scenario, args.kills, args.timed_kills, args.clickhouse_down,
-                      args.broker_down, poison, args.timeout)  # fmt: skip
+                      args.broker_down, poison, args.timeout,
+                      dict(item.split("=", 1) for item in args.set))  # fmt: skip
     logs = ROOT / "bench" / "results" / "chaos-pipeline-logs" / time.strftime("%Y%m%dT%H%M%S")
     logs.mkdir(parents=True)
     print(f"logs: {logs}", file=sys.stderr)
