@@ -58,6 +58,7 @@ from streams.pipeline import Pipeline  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.integration.stack.private_stack import PrivateStack, private_stack  # noqa: E402
 
+RESULTS = ROOT / "bench" / "results"
 INPUTS = ("detections", "watchlist", "operations", "adjudications")
 PROBE_TIMEOUT_S = 20.0  # one lag reading; kafka-python can hang right after a broker restart
 SETTLE_S = 10.0  # lag 0 this long, steadily, is "settled"
@@ -620,6 +621,8 @@ def main() -> int:
                         help="poison records per input topic (2700; 100 for small)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds a row may take to settle after the input (1800)")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=RESULTS / "chaos_pipeline.json",
+                        help="where the rows go (bench/results/chaos_pipeline.json)")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for every row's processes, e.g. "
                         "watchlist_retire_grace_s=900 (repeatable)")  # fmt: skip
@@ -633,10 +636,10 @@ def main() -> int:
     options = Options(args.scenario, args.kills, args.timed_kills, args.clickhouse_down,
                       args.broker_down, poison, args.timeout,
                       dict(item.split("=", 1) for item in args.set))  # fmt: skip
-    logs = ROOT / "bench" / "results" / "chaos-pipeline-logs" / time.strftime("%Y%m%dT%H%M%S")
+    logs = RESULTS / "chaos-pipeline-logs" / time.strftime("%Y%m%dT%H%M%S")
     logs.mkdir(parents=True)
     print(f"logs: {logs}", file=sys.stderr)
-    out = ROOT / "bench" / "results" / "chaos_pipeline.json"
+    out: Path = args.out
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lfr-chaos-pipeline-") as tmp:
         scratch = Path(tmp)
@@ -650,8 +653,8 @@ def main() -> int:
                 rows.append(row)
                 print(table([row]).splitlines()[-1], file=sys.stderr)
                 out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps({"scenario": args.scenario, "options": vars(args),
-                                           "rows": rows}, indent=2) + "\n")  # fmt: skip
+                result = {"scenario": args.scenario, "options": vars(args), "rows": rows}
+                out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(table(rows))
     return 0 if all(r["equal"] or r["outside_contract"] for r in rows) else 1
 
