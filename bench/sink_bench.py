@@ -107,6 +107,8 @@ def steady_latency(settings: Settings, db: NativeDatabase, scans: list[dict[str,
     while not consumer.assignment():
         consumer.poll(timeout_ms=200)
     consumer.seek_to_end()
+    for tp in consumer.assignment():
+        consumer.position(tp)  # resolve "end" now, before the first row is published
     stop = threading.Event()
 
     def run() -> None:
@@ -195,6 +197,10 @@ def main() -> int:
             sink.step(stop)
         sink_s = time.perf_counter() - started
         sink_cpu_s = time.process_time() - cpu_started
+        insert_s = (
+            REGISTRY.get_sample_value("lfr_sink_insert_duration_seconds_sum", {"table": "scans"})
+            or 0.0
+        )
         if profiler:
             profiler.disable()
             profiler.dump_stats(args.profile)
@@ -234,13 +240,7 @@ def main() -> int:
             # CPU of this process (all its threads) while the sink ran
             "sink_cpu_seconds": round(sink_cpu_s, 3),
             # of which waiting for ClickHouse inserts (the sink's own histogram)
-            "sink_insert_seconds": round(
-                REGISTRY.get_sample_value(
-                    "lfr_sink_insert_duration_seconds_sum", {"table": "scans"}
-                )
-                or 0,
-                3,
-            ),
+            "sink_insert_seconds": round(insert_s, 3),
             "raw_columnar_seconds": round(raw_s, 3),
             "raw_columnar_runs_seconds": [round(s, 3) for s in raw_runs],
             "raw_columnar_rows_per_s": round(len(scans) / raw_s),
