@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import signal
 import subprocess
@@ -164,11 +163,7 @@ def fault_wrong_password(run: Run, outage_s: float) -> None:
 def fault_broker_killed(run: Run, outage_s: float) -> None:
     """The Kafka broker SIGKILLed mid-stream, back after the outage; the sink left running."""
     time.sleep(1.5)  # the sink is starting up and reading the first half
-    pid = run.kafka.pid_file.read()
-    if pid is not None:
-        os.kill(pid, signal.SIGKILL)
-        time.sleep(1)
-        run.kafka.pid_file.remove()
+    run.kafka.crash()
     time.sleep(outage_s)
     run.kafka.start()
 

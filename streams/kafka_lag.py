@@ -71,6 +71,22 @@ class LagProbe:
             lag[(tp.topic, tp.partition)] = max(0, end - position)
         return lag
 
+    def committed_total(self, group: str, topics: Iterable[str]) -> int:
+        """Sum of ``group``'s positions on ``topics`` (end minus lag): grows as it commits.
+
+        Raises :class:`LagUnknown` like :meth:`group_lag`.
+        """
+        from kafka import TopicPartition
+        from kafka.errors import KafkaError
+
+        lag = self.group_lag(group, topics)
+        partitions = [TopicPartition(t, p) for t, p in lag]
+        try:
+            ends = self._consumer.end_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
+        except KafkaError as exc:
+            raise LagUnknown(f"end offsets unreadable: {type(exc).__name__}: {exc}") from exc
+        return sum(ends[TopicPartition(t, p)] - n for (t, p), n in lag.items())
+
     def close(self) -> None:
         """Close both clients."""
         self._consumer.close()

@@ -113,23 +113,33 @@ class Pipeline:
             time.sleep(0.5)
         raise PipelineError(f"{name} not ready after {timeout_s:.0f}s; see {self.log_file(name)}")
 
+    def groups(self) -> dict[str, list[str]]:
+        """Each consumer group of the pipeline and the topics it reads.
+
+        The sink also reads the dead-letter topic (into ``dead_letters``), so
+        "caught up" includes the dead letters being stored.
+        """
+        s = self.settings
+        return {
+            s.app_id: [s.topic_detections, s.topic_operations, s.topic_adjudications],
+            sink_group(s): [
+                s.topic_scans, s.topic_alerts, s.topic_outcomes, s.topic_operations, s.topic_dlq,
+            ],
+        }  # fmt: skip
+
     def lag(self, probe: LagProbe | None = None) -> int:
         """Records the worker and the sink have still to commit, summed.
 
         Raises :class:`LagUnknown` when it cannot be told (never a guessed 0).
         """
-        s = self.settings
         own = probe is None
-        probe = probe or LagProbe(s)
+        probe = probe or LagProbe(self.settings)
         try:
-            inputs = [s.topic_detections, s.topic_operations, s.topic_adjudications]
-            results = [s.topic_scans, s.topic_alerts, s.topic_outcomes, s.topic_operations]
-            worker = probe.group_lag(s.app_id, inputs)
-            sink = probe.group_lag(sink_group(s), results)
+            lags = [probe.group_lag(group, topics) for group, topics in self.groups().items()]
         finally:
             if own:
                 probe.close()
-        return sum(worker.values()) + sum(sink.values())
+        return sum(sum(lag.values()) for lag in lags)
 
     def wait_caught_up(
         self,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -133,6 +136,26 @@ class LocalService(ABC):
         """Stop a process this call started (a failed start-up) and forget its PID file."""
         terminate(pid, timeout=5)
         self.pid_file.remove()
+
+    def crash(self) -> int | None:
+        """SIGKILL the running process (a crash: no shutdown at all) and forget its PID file.
+
+        Returns the PID killed, or None when nothing ran. The data stays, so
+        :meth:`start` brings the same service back. Used by the chaos driver and
+        the tests that kill a broker or a server mid-run.
+        """
+        pid = self.pid_file.read()
+        if pid is None:
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while pid_alive(pid) and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.1)
+        self.pid_file.remove()
+        return pid
 
     def stop(self) -> str:
         """Stop the service if it runs."""

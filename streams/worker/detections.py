@@ -35,9 +35,12 @@ from streams.worker.pseudonym import Pseudonymiser
 from streams.worker.records import build_alert, build_scan
 from streams.worker.snapshot import WatchlistSnapshot, normalise
 from streams.worker.source import SourceRecord, reject
+from streams.worker.stage import ALERTS, SCANS, Output, StageResult, TableChange
 from streams.worker.windows import OperationWindow
 
 STAGE = "worker.detections"
+SITE_CLOCK_TABLE = "site_clock"
+"""The table of the newest captured_at per site (allowed lateness), keyed by site_id bytes."""
 
 
 class _NullValue(SchemaError):
@@ -245,3 +248,22 @@ def _usable(
             continue
         usable.append(item)
     return usable
+
+
+def stage_result(result: BatchResult, stored_clock: Callable[[str], int | None]) -> StageResult:
+    """A batch's scans, alerts, dead letters and ``site_clock`` advances, for the runtime.
+
+    Scans and alerts carry their detection's Kafka timestamp on, so latency
+    downstream is measured from the detection's publication.
+    """
+    outputs = [
+        Output(SCANS, scan, timestamp_ms)
+        for scan, timestamp_ms in zip(result.scans, result.scan_timestamps_ms, strict=True)
+    ]
+    outputs += [Output(ALERTS, alert, source.timestamp_ms) for alert, source in result.alerts]
+    changes = []
+    for site_id, newest in result.high_water.items():
+        stored = stored_clock(site_id)
+        if stored is None or stored < newest:
+            changes.append(TableChange(SITE_CLOCK_TABLE, site_id.encode(), newest))
+    return StageResult(outputs, list(result.dead_letters), changes)
