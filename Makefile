@@ -59,6 +59,7 @@ bench: setup ## run the benchmarks; figures land in bench/results/
 	$(PY) bench/core_bench.py
 	$(PY) bench/sink_bench.py
 	$(PY) bench/worker_bench.py
+	$(PY) bench/batch_source_bench.py
 	$(PY) bench/latency_bench.py
 	$(PY) bench/alert_tables_bench.py
 

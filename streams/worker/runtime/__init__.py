@@ -13,6 +13,7 @@ carries out what they return:
 ``outputs``           a result -> one producer batch per partition, acks, then tables
 ``tables``            the four tables and their writes
 ``reference_service`` the broadcast consumer of lfr.watchlist and lfr.operations (aiokafka)
+``batch_source``      one topic's fetched records handed over in whole batches (not wired yet)
 ``guard``             no offset committed past a record whose work failed
 ``fetch_watchdog``, ``lag``, ``segment_roll``, ``health``  the timers' and probes' parts
 
@@ -52,6 +53,13 @@ limitation each answers:
 - ``lag.LagGauge`` reads the private ``consumer._committed_offset`` (Faust
   has no public committed-offset view without a broker call).
 - ``take_events`` is declared on ``faust.Stream`` only, not ``StreamT``.
+- ``batch_source``: Faust moves every record through its per-message path
+  (an Event, a queue put and get, a locked ack each; about a quarter of the
+  worker's CPU on lfr.detections) and no stream API skips it. A subclass of
+  its aiokafka ``Consumer`` diverts one topic's records from
+  ``_wait_next_records`` (private) to a handler in batches and acknowledges
+  them through the same private ``_acked`` bookkeeping Faust's commits read
+  (``docs/faust-batch-source.md``).
 - App settings: session timeout 10 s (Faust's 60 s left a SIGKILLed worker's
   partitions unserved for a minute), no table standbys (they would mix other
   workers' partitions into the in-memory tables the expiry timers sweep).
