@@ -56,8 +56,10 @@ demo: setup ## simulate the Croydon pilot end to end and print the report
 bench: setup ## run the benchmarks; figures land in bench/results/
 	$(LFR) stack up
 	$(PY) bench/codec_bench.py
+	$(PY) bench/core_bench.py
 	$(PY) bench/sink_bench.py
 	$(PY) bench/worker_bench.py
+	$(PY) bench/batch_source_bench.py
 	$(PY) bench/latency_bench.py
 	$(PY) bench/alert_tables_bench.py
 

@@ -1,7 +1,7 @@
 """The worker's alert tables over simulated weeks: sizes stay bounded.
 
 Drives the functions the alerts and adjudications agents run
-(:mod:`streams.worker.outcome_agents`: alert state, the join, the pending
+(:mod:`streams.worker.adjudications`: alert state, the join, the pending
 hold and the alerts table's expiry rule) with a simulated wall clock, over
 100,000 alerts and their adjudications spread across eight weeks — about
 50 times the Met's 2024-25 alert rate (2,077 in a year). 2 % of the alerts

@@ -19,12 +19,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from common.settings import Settings
 from schemas.codec import Codec
 from streams.worker.deletion import DeletionPolicy
-from streams.worker.detections import DetectionContext, process_batch
-from streams.worker.faust_io import Outgoing, send_grouped
+from streams.worker.detections import STAGE, DetectionContext, process_batch, stage_result
 from streams.worker.pseudonym import Pseudonymiser
-from streams.worker.reference import ReferenceData
-from streams.worker.source import SourceRecord
-from streams.worker.windows import parse_window
+from streams.worker.reference import ReferenceData, read_entries, read_windows
+from streams.worker.runtime.inputs import source_record
+from streams.worker.runtime.outputs import outgoing, send_grouped, topic_names
 
 MAX_BATCH = 500
 
@@ -47,13 +46,11 @@ async def load_reference(settings: Settings, codec: Codec) -> ReferenceData:
             ends = await consumer.end_offsets(tps)
             while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
                 for messages in (await consumer.getmany(timeout_ms=500)).values():
-                    for m in messages:
-                        if topic == settings.topic_operations:
-                            window = codec.decode("OperationWindow", m.value)
-                            reference.apply_window(parse_window(window, m.key.decode()), 0.0)
-                        else:
-                            entry = codec.decode("WatchlistEntry", m.value)
-                            reference.apply_entry(m.key.decode(), entry, 0.0)
+                    records = [source_record(m) for m in messages]
+                    if topic == settings.topic_operations:
+                        read_windows(records, reference, 0.0, codec.decode)
+                    else:
+                        read_entries(records, reference, 0.0, codec.decode)
     finally:
         await consumer.stop()
     return reference
@@ -83,6 +80,7 @@ async def same_work_loop(settings: Settings, expected: int) -> dict[str, Any]:
     )
     await consumer.start()
     await producer.start()
+    names = topic_names(settings)
     count = alerts = 0
     started: float | None = None
     try:
@@ -91,20 +89,10 @@ async def same_work_loop(settings: Settings, expected: int) -> dict[str, Any]:
             if started is None and fetched:
                 started = time.perf_counter()
             for tp, messages in fetched.items():
-                records = [
-                    SourceRecord(tp.topic, tp.partition, m.offset, m.key, m.value, m.timestamp)
-                    for m in messages
-                ]
+                records = [source_record(m) for m in messages]
                 result = process_batch(records, ctx)
-                outgoing: list[Outgoing] = [
-                    (settings.topic_scans, scan["site_id"], "Scan", scan, ts)
-                    for scan, ts in zip(result.scans, result.scan_timestamps_ms, strict=True)
-                ]
-                outgoing += [
-                    (settings.topic_alerts, alert["alert_id"], "Alert", alert, source.timestamp_ms)
-                    for alert, source in result.alerts
-                ]
-                await asyncio.gather(*await send_grouped(producer, codec, outgoing))
+                produced = outgoing(STAGE, stage_result(result, lambda _site: None), names)
+                await asyncio.gather(*await send_grouped(producer, codec, produced))
                 await consumer.commit({tp: messages[-1].offset + 1})
                 count += len(records)
                 alerts += len(result.alerts)

@@ -6,13 +6,16 @@
    the alerts topic (LogAppendTime), so the figure covers publication,
    consumption, batching, matching and the produce round trip. p50/p99/max.
 2. Memory: the worker's RSS (from /proc) once it holds a 20,000 x 512
-   watchlist and has matched a batch of detections against it, beside the
-   matrix's own size.
+   watchlist (and, as ``memory25``, 25 of them at 25 sites) and has matched a
+   batch of detections against it, beside the matrices' own size.
 
 Run: ``.venv/bin/python bench/latency_bench.py`` (needs Kafka at
 LFR_KAFKA_BOOTSTRAP); writes bench/results/worker_latency.json.
 Environment: LFR_BENCH_RATE, LFR_BENCH_SECONDS, LFR_BENCH_LATENCY_WATCHLIST,
-LFR_BENCH_MEMORY_WATCHLIST, LFR_BENCH_PARTS (latency,memory).
+LFR_BENCH_MEMORY_WATCHLIST, LFR_BENCH_PARTS (pipeline,memory,memory25 by default;
+``latency`` runs the worker alone, ``pipeline`` adds the sink in this process and
+measures each detection's publication to its scan row in ClickHouse; memory25
+holds 25 watchlists of that size, 500,000 templates with the default).
 """
 
 from __future__ import annotations
@@ -65,21 +68,31 @@ def append_time(settings: Settings, topic: str) -> None:
         admin.close()
 
 
-def publish_reference_now(settings: Settings, watchlist: np.ndarray) -> None:
-    """A window that began an hour ago and its watchlist, built half an hour before it."""
+def publish_reference_now(settings: Settings, watchlist: np.ndarray, lists: int = 1) -> None:
+    """Windows that began an hour ago and their watchlists, built half an hour before them.
+
+    Site S1 uses ``watchlist``; with ``lists`` > 1, sites S2... each get a
+    watchlist of the same size of their own (other random rows).
+    """
     producer = reference_producer(settings)
-    send_reference(
-        producer, settings, watchlist, datetime.now(UTC) - timedelta(hours=1),
-        built_before=timedelta(minutes=30),
-    )  # fmt: skip
+    now = datetime.now(UTC)
+    for n in range(1, lists + 1):
+        rows = watchlist if n == 1 else unit_rows(np.random.default_rng(n), len(watchlist))
+        send_reference(
+            producer, settings, rows, now - timedelta(hours=1), built_before=timedelta(minutes=30),
+            site_id=f"S{n}", watchlist_id=f"W{n}",
+        )  # fmt: skip
     producer.close()
 
 
 class Publisher:
-    """Detections at site S1 at a steady rate, captured_at = now, in 10 ms ticks."""
+    """Detections at a steady rate, captured_at = now, in 10 ms ticks (S1, or round robin)."""
 
-    def __init__(self, settings: Settings, watchlist: np.ndarray) -> None:
+    def __init__(
+        self, settings: Settings, watchlist: np.ndarray, sites: list[str] | None = None
+    ) -> None:
         self.settings = settings
+        self.sites = sites or ["S1"]
         self.producer = KafkaProducer(
             bootstrap_servers=settings.bootstrap_servers, acks=1, linger_ms=2
         )
@@ -92,10 +105,14 @@ class Publisher:
     def event(self, n: int) -> bytes:
         template = self.hits[n % len(self.hits)] if n % HIT_EVERY == 0 else self.faces[n % 500]
         return encode("DetectionEvent", {
-            "event_id": f"e{n}", "camera_id": "c1", "site_id": "S1",
+            "event_id": f"e{n}", "camera_id": "c1", "site_id": self.site(n),
             "captured_at": datetime.now(UTC), "face_quality": 0.9,
             "template": template, "template_model": "demo-512",
         })  # fmt: skip
+
+    def site(self, n: int) -> str:
+        """The site of detection ``n`` (round robin)."""
+        return self.sites[n % len(self.sites)]
 
     def run(self, rate: float, seconds: float, first: int = 0) -> None:
         """Publish ``rate`` per second for ``seconds`` (numbered from ``first``)."""
@@ -107,7 +124,7 @@ class Publisher:
             due = per_tick * (int(elapsed / tick) + 1)
             while n - first < due:
                 topic = self.settings.topic_detections
-                self.producer.send(topic, key=b"S1", value=self.event(n))
+                self.producer.send(topic, key=self.site(n).encode(), value=self.event(n))
                 n += 1
             time.sleep(max(0.0, started + (int(elapsed / tick) + 1) * tick - time.monotonic()))
         self.producer.flush()
@@ -138,8 +155,62 @@ def alert_latencies_ms(settings: Settings, expected: int, timeout: float) -> dic
     return latencies
 
 
-def latency(rate: float, seconds: float, watchlist_size: int) -> dict[str, Any]:
-    settings = settings_for(uuid.uuid4().hex[:8])
+class RowClock:
+    """The sink's batch writer, noting for each scan row inserted: now - captured_at (ms).
+
+    The publisher sets captured_at to the wall clock at publication, so this is
+    a detection's publication to its scan row in ClickHouse: worker and sink.
+    """
+
+    def __init__(self, writer: Any, since_ms: list[float]) -> None:
+        self.inner = writer
+        self.since_ms = since_ms  # [start of the steady phase], set once it starts
+        self.latencies_ms: list[float] = []
+
+    def write(self, batch: Any) -> Any:
+        outcome = self.inner.write(batch)
+        now_ms = time.time() * 1000
+        if self.inner.routes[batch.topic].table == "scans" and self.since_ms:
+            since = self.since_ms[0]
+            self.latencies_ms.extend(now_ms - c for c in outcome.captured_ms if c >= since)
+        return outcome
+
+
+def start_sink(settings: Settings, since_ms: list[float]) -> tuple[Any, threading.Event, Any]:
+    """The sink (``lfr sink``'s defaults) in a thread over a fresh database; its row clock."""
+    from sinks.db import NativeDatabase
+    from sinks.migrate import migrate
+    from sinks.sink import Sink, SinkOptions, consumer_config
+
+    db = NativeDatabase(**settings.clickhouse_config() | {"database": "default"})
+    migrate(db, settings.clickhouse_database)
+    options = SinkOptions(rollup_interval_s=1e9, retention_interval_s=0)
+    consumer = KafkaConsumer(group_id=f"{settings.app_id}-sink", **consumer_config(options),
+                             **settings.kafka_python_config())  # fmt: skip
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    sink = Sink(settings, db, consumer, producer, options)
+    clock = RowClock(sink.writer, since_ms)
+    sink.writer = clock  # type: ignore[assignment]
+    stop = threading.Event()
+    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    thread.start()
+
+    def close() -> None:
+        stop.set()
+        thread.join(timeout=60)
+        consumer.close()
+        producer.close()
+        db.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+
+    return clock, stop, close
+
+
+def latency(
+    rate: float, seconds: float, watchlist_size: int, with_sink: bool = False
+) -> dict[str, Any]:
+    """Alert latency at a steady rate; with ``with_sink``, detection -> scan row too."""
+    tag = uuid.uuid4().hex[:8]
+    settings = settings_for(tag).model_copy(update={"clickhouse_database": f"lfr_bench_{tag}"})
     create_topics(settings)
     append_time(settings, settings.topic_alerts)
     append_time(settings, settings.topic_scans)
@@ -147,6 +218,8 @@ def latency(rate: float, seconds: float, watchlist_size: int) -> dict[str, Any]:
     publish_reference_now(settings, watchlist)
     publisher = Publisher(settings, watchlist)
     proc, log = start_worker(settings)
+    since_ms: list[float] = []
+    clock, _, close_sink = start_sink(settings, since_ms) if with_sink else (None, None, None)
     try:
         # warm-up until the worker answers with scans: start-up is not latency
         warm = 200
@@ -154,6 +227,7 @@ def latency(rate: float, seconds: float, watchlist_size: int) -> dict[str, Any]:
         if len(scan_timestamps(settings, warm, timeout=300)) < warm:
             raise RuntimeError(f"the worker never answered; see {log.name}")
         first = publisher.sent
+        since_ms.append(float(time.time_ns() // 1_000_000))  # captured_at is whole ms
         thread = threading.Thread(target=publisher.run, args=(rate, seconds, first))
         thread.start()
         thread.join()
@@ -163,16 +237,30 @@ def latency(rate: float, seconds: float, watchlist_size: int) -> dict[str, Any]:
         latencies = alert_latencies_ms(settings, expected, timeout=120)
         # only the steady phase: alerts of detections published after the warm-up
         steady_latencies = [ms for n, ms in latencies.items() if n >= first]
+        if clock is not None:
+            deadline = time.monotonic() + 120
+            while len(clock.latencies_ms) < steady and time.monotonic() < deadline:
+                time.sleep(0.5)
     finally:
         stop_worker(proc, log)
+        if close_sink is not None:
+            close_sink()
         cleanup(settings)
     values = np.array(steady_latencies, dtype=float)
-    return {
+    result = {
         "rate_per_second": rate, "seconds": seconds, "watchlist": f"{watchlist_size} x 512",
         "published": steady, "alerts": len(values), "published_per_second": publisher.achieved_rate,
         "p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99)),
         "max_ms": float(values.max()),
     }  # fmt: skip
+    if clock is not None:
+        rows = np.array(clock.latencies_ms, dtype=float)
+        result["detection_to_scan_row"] = {
+            "rows": len(rows), "p50_ms": float(np.percentile(rows, 50)),
+            "p99_ms": float(np.percentile(rows, 99)), "max_ms": float(rows.max()),
+            "sink": "in this process, lfr sink's defaults (linger 1 s, 5,000 offsets a batch)",
+        }  # fmt: skip
+    return result
 
 
 def rss_bytes(pid: int) -> int:
@@ -182,23 +270,27 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def memory(watchlist_size: int) -> dict[str, Any]:
+def memory(watchlist_size: int, lists: int = 1) -> dict[str, Any]:
+    """The worker's RSS once it holds ``lists`` watchlists of ``watchlist_size`` x 512."""
     settings = settings_for(uuid.uuid4().hex[:8])
     create_topics(settings)
     append_time(settings, settings.topic_scans)
     watchlist = unit_rows(np.random.default_rng(1), watchlist_size)
-    publish_reference_now(settings, watchlist)
-    publisher = Publisher(settings, watchlist[:100])
+    publish_reference_now(settings, watchlist, lists)
+    # faces at every site, so that every watchlist's matrix is built and used
+    publisher = Publisher(settings, watchlist[:100], sites=[f"S{n}" for n in range(1, lists + 1)])
     proc, log = start_worker(settings)
+    started = time.monotonic()
     try:
         ready_url = f"http://127.0.0.1:{settings.worker_metrics_port}/readyz"
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + 600 + 60 * lists
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(ready_url, timeout=2):  # noqa: S310
                     break
             except OSError:
                 time.sleep(1)
+        ready_s = round(time.monotonic() - started, 1)
         ready_rss = rss_bytes(proc.pid)
         publisher.run(rate=1000, seconds=2.0)
         if len(scan_timestamps(settings, publisher.sent, timeout=300)) < publisher.sent:
@@ -208,27 +300,32 @@ def memory(watchlist_size: int) -> dict[str, Any]:
         stop_worker(proc, log)
         cleanup(settings)
     return {
-        "watchlist": f"{watchlist_size} x 512", "matrix_bytes": watchlist_size * 512 * 4,
+        "watchlists": lists, "watchlist": f"{watchlist_size} x 512",
+        "matrix_bytes": lists * watchlist_size * 512 * 4, "seconds_to_ready": ready_s,
         "rss_ready_bytes": ready_rss, "rss_after_matching_bytes": matched_rss,
         "rss_after_matching_mb": round(matched_rss / 2**20, 1),
     }  # fmt: skip
 
 
 def main() -> int:
-    parts = os.environ.get("LFR_BENCH_PARTS", "latency,memory").split(",")
+    parts = os.environ.get("LFR_BENCH_PARTS", "pipeline,memory,memory25").split(",")
     result: dict[str, Any] = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_1m": os.getloadavg()[0]},
     }  # fmt: skip
-    if "latency" in parts:
+    if "latency" in parts or "pipeline" in parts:
         result["latency"] = latency(
             rate=float(os.environ.get("LFR_BENCH_RATE", "2000")),
             seconds=float(os.environ.get("LFR_BENCH_SECONDS", "60")),
             watchlist_size=int(os.environ.get("LFR_BENCH_LATENCY_WATCHLIST", "10")),
+            with_sink="pipeline" in parts,
         )
+    size = int(os.environ.get("LFR_BENCH_MEMORY_WATCHLIST", "20000"))
     if "memory" in parts:
-        result["memory"] = memory(int(os.environ.get("LFR_BENCH_MEMORY_WATCHLIST", "20000")))
+        result["memory"] = memory(size)
+    if "memory25" in parts:
+        result["memory_25_watchlists"] = memory(size, lists=25)
     write_results(RESULTS, result)
     return 0
 

@@ -6,8 +6,9 @@
    hand-written aiokafka loop (``ceiling_loop.py``: the ceiling) and a raw
    aiokafka consume loop (no decoding) over the same topic.
 
-With LFR_BENCH_BASELINE_ROOT, another checkout's worker runs on the same
-input in the same run (before/after side by side on a busy machine).
+With LFR_BENCH_BASELINE_ROOT, another checkout's worker and its aiokafka
+ceiling loop run on the same input in the same run (before/after side by side
+on a busy machine).
 
 The worker figure comes from the broker's append times of the Scan records it
 produced (first to last; the bench's scans topic uses LogAppendTime, since a
@@ -96,25 +97,34 @@ def send_reference(
     watchlist: np.ndarray,
     starts_at: datetime,
     built_before: timedelta,
+    *,
+    site_id: str = "S1",
+    watchlist_id: str = "W1",
 ) -> None:
-    """One ACTIVE window at site S1 from ``starts_at`` and its watchlist W1, flushed."""
+    """One ACTIVE window at ``site_id`` from ``starts_at`` and its watchlist, flushed."""
     for i, row in enumerate(watchlist):
         entry = {
-            "subject_id": f"p{i}", "watchlist_id": "W1", "op": "ADD", "category": "missing",
-            "wanted_since": starts_at - timedelta(days=3), "template": template_to_bytes(row),
-            "template_model": "demo-512", "updated_at": starts_at - built_before,
+            "subject_id": f"p{i}", "watchlist_id": watchlist_id, "op": "ADD",
+            "category": "missing", "wanted_since": starts_at - timedelta(days=3),
+            "template": template_to_bytes(row), "template_model": "demo-512",
+            "updated_at": starts_at - built_before,
         }  # fmt: skip
         producer.send(
-            settings.topic_watchlist, key=f"W1:p{i}".encode(), value=encode("WatchlistEntry", entry)
+            settings.topic_watchlist,
+            key=f"{watchlist_id}:p{i}".encode(),
+            value=encode("WatchlistEntry", entry),
         )
     window = {
-        "deployment_id": "D1", "site_id": "S1", "location": "bench", "use_case": "bench",
-        "mode": "FIXED_REMOTE", "camera_ids": ["c1"], "watchlist_id": "W1",
-        "watchlist_size": len(watchlist), "match_threshold": 0.64, "authorised_by": "bench",
-        "authorised_at": starts_at - timedelta(hours=1), "starts_at": starts_at, "ends_at": None,
-        "status": "ACTIVE", "officers_present": 1, "updated_at": starts_at - timedelta(hours=1),
+        "deployment_id": f"D{site_id[1:]}", "site_id": site_id, "location": "bench",
+        "use_case": "bench", "mode": "FIXED_REMOTE", "camera_ids": ["c1"],
+        "watchlist_id": watchlist_id, "watchlist_size": len(watchlist), "match_threshold": 0.64,
+        "authorised_by": "bench", "authorised_at": starts_at - timedelta(hours=1),
+        "starts_at": starts_at, "ends_at": None, "status": "ACTIVE", "officers_present": 1,
+        "updated_at": starts_at - timedelta(hours=1),
     }  # fmt: skip
-    producer.send(settings.topic_operations, key=b"S1", value=encode("OperationWindow", window))
+    producer.send(
+        settings.topic_operations, key=site_id.encode(), value=encode("OperationWindow", window)
+    )
     producer.flush()
 
 
@@ -237,15 +247,52 @@ def run_worker(
         stop_worker(proc, log)
 
 
+def blas_setup() -> dict[str, Any]:
+    """The BLAS numpy runs here: library, kernel, threads, and the variables that steer it."""
+    from threadpoolctl import threadpool_info
+
+    names = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+    env = {name: os.environ.get(name) for name in names}
+    libraries = [
+        {k: lib.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+        for lib in threadpool_info()
+        if lib.get("user_api") == "blas"
+    ]
+    return {"environment": env, "libraries": libraries}
+
+
 def bare_matmul(watchlist: np.ndarray, repeats: int = 20) -> dict[str, Any]:
+    """The batch product alone, on the BLAS threads the worker gives a product of this size.
+
+    ``matching.scores_of`` is the worker's own product (on
+    ``matching.BLAS_THREADS``); one thread and the library's own count are
+    measured beside it for reference.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    from streams.worker.matching import BLAS_THREADS, scores_of
+
     queries = unit_rows(np.random.default_rng(3), BATCH)
     matrix = np.ascontiguousarray(watchlist)
-    (queries @ matrix.T).argmax(axis=1)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        (queries @ matrix.T).argmax(axis=1)
-    seconds = time.perf_counter() - started
-    return {"batch": BATCH, "per_second": BATCH * repeats / seconds}
+
+    def rate(product: Any) -> float:
+        product().argmax(axis=1)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            product().argmax(axis=1)
+        return BATCH * repeats / (time.perf_counter() - started)
+
+    blas = ThreadpoolController().select(user_api="blas")
+    default_threads = max((lib["num_threads"] for lib in blas.info()), default=1)
+    with blas.limit(limits=1):
+        one_thread = rate(lambda: queries @ matrix.T)
+    all_threads = rate(lambda: queries @ matrix.T)
+    as_worker = rate(lambda: scores_of(queries, matrix))
+    return {"batch": BATCH, "per_second": as_worker,
+            "worker_blas_threads": BLAS_THREADS,
+            "per_second_one_thread": one_thread,
+            f"per_second_{default_threads}_threads": all_threads,
+            "blas": blas_setup()}  # fmt: skip
 
 
 async def raw_consume(settings: Settings, expected: int) -> dict[str, Any]:
@@ -323,6 +370,34 @@ def baseline_worker(settings: Settings, detections: int, name: str) -> dict[str,
     return result
 
 
+def baseline_ceiling(settings: Settings, detections: int) -> dict[str, Any] | None:
+    """The baseline checkout's ``same_work_loop`` (its own code) on the same input."""
+    if not BASELINE_ROOT:
+        return None
+    prefix = settings.topic_scans.rsplit(".", 1)[0]
+    other = settings.model_copy(update={
+        "app_id": f"{settings.app_id}-base-ceiling", "topic_scans": f"{prefix}.scans-bc",
+        "topic_alerts": f"{prefix}.alerts-bc",
+    })  # fmt: skip
+    create_topics(other)
+    code = (
+        "import asyncio, json, sys\n"
+        "from common.settings import Settings\n"
+        "from ceiling_loop import same_work_loop\n"
+        "print(json.dumps(asyncio.run(same_work_loop(Settings(), int(sys.argv[1])))))\n"
+    )
+    root = Path(BASELINE_ROOT)
+    env = {**os.environ, **env_of(other), "PYTHONPATH": f"{root}:{root / 'bench'}"}
+    # fixed argv: this interpreter running the baseline checkout's own ceiling loop
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code, str(detections)], cwd=root, env=env,
+        check=True, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["root"] = BASELINE_ROOT
+    return result
+
+
 def big_watchlist(detections: int) -> dict[str, Any]:
     """16,000 x 512: the worker beside the same work in aiokafka and a bare matmul."""
     settings, watchlist = scenario(16_000, detections, hits=200)
@@ -330,6 +405,7 @@ def big_watchlist(detections: int) -> dict[str, Any]:
         # the baseline first: a machine growing quieter would favour the branch
         baseline = baseline_worker(settings, detections, "big")
         worker = run_worker(settings, detections, "big")
+        base_ceiling = baseline_ceiling(settings, detections)
         ceiling = asyncio.run(same_work_loop(settings, detections))
     finally:
         cleanup(settings)
@@ -341,6 +417,8 @@ def big_watchlist(detections: int) -> dict[str, Any]:
     if baseline is not None:
         result["baseline_worker"] = baseline
         result["ratio_baseline_to_matmul"] = baseline["per_second"] / matmul["per_second"]
+    if base_ceiling is not None:
+        result["baseline_aiokafka_same_work"] = base_ceiling
     return result
 
 
@@ -350,6 +428,7 @@ def small_watchlist(detections: int) -> dict[str, Any]:
     try:
         baseline = baseline_worker(settings, detections, "small")
         worker = run_worker(settings, detections, "small")
+        base_ceiling = baseline_ceiling(settings, detections)
         ceiling = asyncio.run(same_work_loop(settings, detections))
         raw = asyncio.run(raw_consume(settings, detections))
     finally:
@@ -360,6 +439,8 @@ def small_watchlist(detections: int) -> dict[str, Any]:
     if baseline is not None:
         result["baseline_worker"] = baseline
         result["ratio_baseline_to_same_work"] = baseline["per_second"] / ceiling["per_second"]
+    if base_ceiling is not None:
+        result["baseline_aiokafka_same_work"] = base_ceiling
     return result
 
 

@@ -131,7 +131,7 @@ CATALOGUE: tuple[Topic, ...] = (
           sink_table="outcomes"),
     Topic("dlq", "topic_dlq", "DeadLetter", lambda r: r["source_topic"], Lifecycle.PERSONAL,
           sink_table="dead_letters"),
-    # the worker's Faust tables (streams/worker/app.py, outcome_agents.py)
+    # the worker's Faust tables (streams/worker/runtime/tables.py)
     Topic("alerts-table", None, None, None, Lifecycle.COMPACTED_PERSONAL, table="alerts"),
     Topic("pending-adjudications-table", None, None, None, Lifecycle.COMPACTED_PERSONAL,
           table="pending_adjudications"),

@@ -1,12 +1,14 @@
 """The stream worker: gating, matching, alerts and outcomes (``lfr worker``).
 
-Where a record goes, by module: ``app`` (Faust agents) -> ``detections``
-(decode, ``gating``, ``matching``, ``records``) -> Scan/Alert topics;
-``watchlist`` (broadcast service over ``reference``: ``window_view``,
+Where a record goes, by module: ``source`` (the input adapter: decode,
+validate, key check or dead letter) -> one stage per input, each a plain
+function returning a ``stage.StageResult``: ``windows`` (lfr.operations),
+``detections`` (``gating``, ``matching``, ``records`` -> Scan/Alert),
+``adjudications`` (the alert/adjudication join -> Outcome), ``expiry``
+(when table entries go), ``reference`` (the broadcast view: ``window_view``,
 ``watchlist_store``, ``snapshot``, and ``deletion`` for when memory is
-freed); ``outcome_agents`` over ``adjudications`` (the alert/adjudication
-join); ``faust_io`` and ``source`` (inputs, outputs, dead letters).
-``purge`` is the ``lfr watchlist purge`` command.
+freed). ``runtime`` is all contact with Faust and Kafka, and says why each
+of its workarounds exists. ``purge`` is the ``lfr watchlist purge`` command.
 """
 
 from __future__ import annotations
@@ -82,9 +84,9 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     """``lfr worker``: run until SIGTERM/SIGINT."""
     import faust
 
-    from streams.worker.app import WorkerOptions, build_worker
-    from streams.worker.guard import EXIT_CODE, WorkerFailure
     from streams.worker.metrics import BUILD_INFO
+    from streams.worker.runtime import WorkerOptions, build_worker
+    from streams.worker.runtime.guard import EXIT_CODE, WorkerFailure
 
     options = WorkerOptions.from_settings(
         settings,

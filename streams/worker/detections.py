@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from schemas.batch_validation import check_detections
 from schemas.codec import decode as shared_decode
 from schemas.errors import SchemaError
 from schemas.templates import WIRE_DTYPE
-from schemas.validation import validate
 from streams.worker.errors import DimensionMismatchError, UnknownSiteError, UnknownWatchlistError
 from streams.worker.gating import GateReason, gate
 from streams.worker.instants import to_millis
@@ -35,9 +35,12 @@ from streams.worker.pseudonym import Pseudonymiser
 from streams.worker.records import build_alert, build_scan
 from streams.worker.snapshot import WatchlistSnapshot, normalise
 from streams.worker.source import SourceRecord, reject
+from streams.worker.stage import ALERTS, SCANS, Output, StageResult, TableChange
 from streams.worker.windows import OperationWindow
 
 STAGE = "worker.detections"
+SITE_CLOCK_TABLE = "site_clock"
+"""The table of the newest captured_at per site (allowed lateness), keyed by site_id bytes."""
 
 
 class _NullValue(SchemaError):
@@ -91,9 +94,14 @@ class DetectionContext:
 def process_batch(records: Iterable[SourceRecord], ctx: DetectionContext) -> BatchResult:
     """Gate and match one batch of lfr.detections records (see the module doc)."""
     result = BatchResult()
+    batch = list(records)
     passed: dict[str, list[_Passed]] = {}
-    for record in records:
-        item = _gate_one(record, ctx, result)
+    site_windows: dict[str, list[OperationWindow]] = {}
+    for record, event in zip(batch, _decode_and_check(batch, ctx), strict=True):
+        if isinstance(event, SchemaError):
+            result.dead_letters.append(reject(record, event, STAGE, biometric=True))
+            continue
+        item = _gate_one(record, event, ctx, result, site_windows)
         if item is not None:
             passed.setdefault(item.window.watchlist_id, []).append(item)
     for watchlist_id in sorted(passed):
@@ -101,23 +109,55 @@ def process_batch(records: Iterable[SourceRecord], ctx: DetectionContext) -> Bat
     return result
 
 
-def _gate_one(record: SourceRecord, ctx: DetectionContext, result: BatchResult) -> _Passed | None:
-    try:
-        if record.value is None:
-            raise _NullValue("a detection with a null value")
-        event = ctx.decode("DetectionEvent", record.value)
-        validate("DetectionEvent", event)
-    except SchemaError as exc:
-        result.dead_letters.append(reject(record, exc, STAGE, biometric=True))
-        return None
+def _decode_and_check(
+    batch: list[SourceRecord], ctx: DetectionContext
+) -> list[dict[str, Any] | SchemaError]:
+    """Each record's DetectionEvent, or the error that rejects it.
+
+    Decoding is per record; the semantic rules run once for the whole batch
+    (:func:`check_detections`: one matrix for the templates), with the same
+    verdicts and errors as validating each record on its own.
+    """
+    events: list[dict[str, Any] | SchemaError] = []
+    decoded: list[dict[str, Any]] = []
+    positions: list[int] = []
+    for record in batch:
+        try:
+            if record.value is None:
+                raise _NullValue("a detection with a null value")
+            event = ctx.decode("DetectionEvent", record.value)
+        except SchemaError as exc:
+            events.append(exc)
+            continue
+        positions.append(len(events))
+        decoded.append(event)
+        events.append(event)
+    for i, error in zip(positions, check_detections(decoded), strict=True):
+        if error is not None:
+            events[i] = error
+    return events
+
+
+def _gate_one(
+    record: SourceRecord,
+    event: dict[str, Any],
+    ctx: DetectionContext,
+    result: BatchResult,
+    site_windows: dict[str, list[OperationWindow]],
+) -> _Passed | None:
     template: bytes = event.pop("template")
     site_id = event["site_id"]
-    captured_at_ms = to_millis(event["captured_at"])
+    # kept in milliseconds: the scan and the alert read it again
+    captured_at_ms = event["captured_at"] = to_millis(event["captured_at"])
     high_water = result.high_water.get(site_id, ctx.high_water_of(site_id))
+    windows = site_windows.get(site_id)
+    if windows is None:
+        # the windows do not change during a batch: read each site's once
+        windows = site_windows[site_id] = list(ctx.windows_of(site_id))
     decision = gate(
         camera_id=event["camera_id"],
         captured_at_ms=captured_at_ms,
-        windows=ctx.windows_of(site_id),
+        windows=windows,
         site_high_water_ms=high_water,
         allowed_lateness_ms=ctx.allowed_lateness_ms,
     )
@@ -208,3 +248,22 @@ def _usable(
             continue
         usable.append(item)
     return usable
+
+
+def stage_result(result: BatchResult, stored_clock: Callable[[str], int | None]) -> StageResult:
+    """A batch's scans, alerts, dead letters and ``site_clock`` advances, for the runtime.
+
+    Scans and alerts carry their detection's Kafka timestamp on, so latency
+    downstream is measured from the detection's publication.
+    """
+    outputs = [
+        Output(SCANS, scan, timestamp_ms)
+        for scan, timestamp_ms in zip(result.scans, result.scan_timestamps_ms, strict=True)
+    ]
+    outputs += [Output(ALERTS, alert, source.timestamp_ms) for alert, source in result.alerts]
+    changes = []
+    for site_id, newest in result.high_water.items():
+        stored = stored_clock(site_id)
+        if stored is None or stored < newest:
+            changes.append(TableChange(SITE_CLOCK_TABLE, site_id.encode(), newest))
+    return StageResult(outputs, list(result.dead_letters), changes)

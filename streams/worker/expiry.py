@@ -25,6 +25,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from streams.worker.stage import StageResult, TableChange
+
+ALERTS_TABLE = "alerts"
+"""The table of alerts awaiting their adjudication, keyed by the alert_id bytes."""
 STORED_AT = "stored_at_ms"
 OUTCOME_AT = "outcome_at_ms"
 
@@ -52,6 +56,14 @@ class AlertExpiry:
     def due(self, items: Iterable[tuple[K, Mapping[str, Any]]], now_ms: int) -> list[K]:
         """Keys of the entries to delete at ``now_ms``."""
         return [key for key, state in items if self.expires_at(state) <= now_ms]
+
+
+def expire_alerts(
+    alerts: Iterable[tuple[bytes, Mapping[str, Any]]], rule: AlertExpiry, now_ms: int
+) -> StageResult:
+    """The timer's stage: delete the ``alerts`` table entries due at ``now_ms``."""
+    due = rule.due(alerts, now_ms)
+    return StageResult(changes=[TableChange(ALERTS_TABLE, key, deleted=True) for key in due])
 
 
 def stamp_stored(state: dict[str, Any], now_ms: int) -> dict[str, Any]:

@@ -9,14 +9,37 @@ threshold it is compared with are the same number (a float32 0.64 is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from streams.worker.snapshot import WatchlistSnapshot
 
 SCORE_DECIMALS = 6
 CANDIDATE_MARGIN = 1e-4
 """float32 scores this close to a query's best are rescored exactly."""
+RESCORE_BLOCK = 64
+"""(row, query) pairs rescored per block: 64 x 512 float64 products stay in cache."""
+BLAS_THREADS = 1
+"""BLAS threads of the match product. The worker scales by partitions and
+processes, one core each; OpenBLAS's helper threads spin after every product
+and take the CPU the consumer, the producer and the broker need. Measured on
+two cores (bench/worker_bench.py, bench/core_bench.py): a 10-row watchlist
+used 0.2 ms of CPU per 500-face batch on one thread and 3.4 ms on two, no
+faster; a 16,000 x 512 product ran 3,700 faces/s on one thread and 1,800/s on
+two. OpenBLAS also counts the host's cores, not a container's CPU limit."""
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def scores_of(queries: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``queries @ matrix.T`` (float32) on :data:`BLAS_THREADS` BLAS threads."""
+    with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
+        return queries @ matrix.T
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +75,7 @@ def top1(
     best = np.full(m, -np.inf)
     if len(snapshot) == 0 or m == 0:
         return rows, best
-    scores = queries @ snapshot.matrix.T
+    scores = scores_of(queries, snapshot.matrix)
     if captured_at_ms is not None and snapshot.has_removals:
         scores[~snapshot.valid_at(captured_at_ms)] = -np.inf
     top = scores.argmax(axis=1)
@@ -72,10 +95,7 @@ def top1(
     query_of, row_of = query_of[order], row_of[order]
     if len(query_of) == 0:
         return rows, best
-    # the same float64 product and summation per pair as for one query alone
-    pairs = snapshot.matrix[row_of].astype(np.float64) * queries[query_of].astype(np.float64)
-    exact = pairs.sum(axis=1)
-    exact = np.round(exact, SCORE_DECIMALS)
+    exact = np.round(_exact_scores(snapshot.matrix, queries, row_of, query_of), SCORE_DECIMALS)
     starts = np.flatnonzero(np.r_[True, query_of[1:] != query_of[:-1]])
     best_of = np.maximum.reduceat(exact, starts)
     # first pair reaching its query's best: the lowest row (ties go to the lowest subject id)
@@ -85,6 +105,27 @@ def top1(
     rows[query_of[first]] = row_of[first]
     best[query_of[first]] = exact[first]
     return rows, best
+
+
+def _exact_scores(
+    matrix: np.ndarray, queries: np.ndarray, row_of: np.ndarray, query_of: np.ndarray
+) -> np.ndarray:
+    """float64 dot product of each (row, query) pair, summed as for one query alone.
+
+    Blocks of :data:`RESCORE_BLOCK` pairs keep the float64 products in cache
+    (a whole batch's would not fit); every pair is summed on its own, so the
+    result does not depend on the block size.
+    """
+    exact = np.empty(len(row_of))
+    products = np.empty((min(RESCORE_BLOCK, len(row_of)), matrix.shape[1]))
+    for start in range(0, len(row_of), RESCORE_BLOCK):
+        stop = min(start + RESCORE_BLOCK, len(row_of))
+        block = products[: stop - start]
+        np.multiply(
+            matrix[row_of[start:stop]], queries[query_of[start:stop]], out=block, dtype=np.float64
+        )
+        block.sum(axis=1, out=exact[start:stop])
+    return exact
 
 
 def match_batch(

@@ -94,9 +94,3 @@ ALERTS_TABLE_ENTRIES = Gauge(
     "Alerts held in this worker's alerts table (deleted at LFR_ALERT_TABLE_TTL_S at most).",
 )
 BUILD_INFO = Info("lfr_build", "Version of the lfr-stream worker.")
-
-
-def count_dead_letters(stage: str, letters: list[dict]) -> None:
-    """Count dead letters by stage and reason."""
-    for letter in letters:
-        DEAD_LETTERS.labels(stage=stage, reason=letter["reason"]).inc()

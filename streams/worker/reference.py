@@ -5,26 +5,41 @@ it reads them; the detections agent reads windows and snapshots from it and
 reports the stream time it has processed. The only clock is the ``now_s``
 the caller passes to :meth:`ReferenceData.sweep`, and it only decides when
 memory is freed (see :mod:`streams.worker.deletion`), never a match.
+
+:func:`read_entries` and :func:`read_windows` are the broadcast stages: a
+batch of lfr.watchlist or lfr.operations records through the input adapter
+into a :class:`ReferenceData`. That state is the worker's memory, not a
+table, so a stage changes it in place and returns only what is left to do
+(dead letters, retirements to log).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
+from schemas.codec import decode as shared_decode
+from schemas.errors import SchemaError
+from streams.topics import BY_SHORT
 from streams.worker.deletion import DeletionPolicy, DeletionRule, StreamClock
-from streams.worker.errors import EntryOutsideBuildPeriodError
+from streams.worker.errors import EntryOutsideBuildPeriodError, WorkerError
 from streams.worker.instants import to_millis
 from streams.worker.snapshot import WatchlistSnapshot
+from streams.worker.source import Admitted, Decode, Input, KeyRule, SourceRecord, admit_batch
+from streams.worker.stage import StageResult, run_stage
 from streams.worker.watchlist_store import WatchlistStore
 from streams.worker.window_view import Retirement, WindowView
-from streams.worker.windows import OperationWindow
+from streams.worker.windows import OPERATIONS, OperationWindow, window_from_record
 
 BUILD_AHEAD_MS = 24 * 3600 * 1000
 """A watchlist is built at most this long before its deployment starts."""
 
 Owns = Callable[[str], bool]
 """``site_id -> True`` when this worker owns the site's lfr.detections partition."""
+
+WATCHLIST = Input(BY_SHORT["watchlist"], "worker.watchlist", key=KeyRule.REQUIRED, tombstones=True)
+"""lfr.watchlist: keyed ``<watchlist_id>:<subject_id>``; a tombstone deletes the key."""
 
 
 class ReferenceData:
@@ -120,3 +135,49 @@ class ReferenceData:
     def deleted_by(self, watchlist_id: str) -> DeletionRule | None:
         """The rule that deleted a retired watchlist (``None``: not deleted)."""
         return self.store.deleted_by(watchlist_id)
+
+
+def read_entries(
+    records: Iterable[SourceRecord],
+    reference: ReferenceData,
+    learnt_s: float,
+    decode: Decode = shared_decode,
+) -> StageResult:
+    """Apply lfr.watchlist records in order; the dead letters of those refused."""
+    return run_stage(records, WATCHLIST, {}, partial(_entry, reference, learnt_s), decode)
+
+
+def _entry(
+    reference: ReferenceData, learnt_s: float, item: Admitted, _state: object, result: StageResult
+) -> None:
+    try:
+        reference.apply_entry(item.record.key_text or "", item.value, learnt_s)
+    except (SchemaError, WorkerError, ValueError) as exc:
+        result.dead_letters.append(WATCHLIST.reject(item.record, exc))
+
+
+def read_windows(
+    records: Iterable[SourceRecord],
+    reference: ReferenceData,
+    learnt_s: float,
+    decode: Decode = shared_decode,
+) -> list[tuple[OperationWindow, Retirement]]:
+    """Apply the valid lfr.operations records in order; the retirements they caused.
+
+    An invalid window is skipped: the operations stage dead-letters it, once,
+    in the worker owning its partition, and here it gates nothing, exactly as
+    there.
+    """
+    admitted, _skipped = admit_batch(records, OPERATIONS, decode)
+    retired = []
+    for item in admitted:
+        if item.value is None:
+            continue
+        try:
+            window = window_from_record(item.value)
+        except WorkerError:
+            continue
+        retirement = reference.apply_window(window, learnt_s)
+        if retirement is not None:
+            retired.append((window, retirement))
+    return retired

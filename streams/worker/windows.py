@@ -2,19 +2,38 @@
 
 A site's state is a mapping ``deployment_id -> OperationWindow`` (every
 window the site ever had, as the Faust table keeps them); the latest version
-of a deployment, by ``updated_at``, wins. Everything here is pure.
+of a deployment, by ``updated_at``, wins. Everything here is pure:
+:func:`apply_operations` is the operations stage (lfr.operations records ->
+the ``windows`` table's changes and dead letters).
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from schemas.validation import validate
-from streams.worker.errors import InvalidWindowError
+from schemas.codec import decode as shared_decode
+from streams.topics import BY_SHORT
+from streams.worker.errors import InvalidWindowError, WorkerError
 from streams.worker.instants import optional_millis, to_millis
+from streams.worker.source import Admitted, Decode, Input, SourceRecord
+from streams.worker.stage import StageResult, StateChanges, run_stage
+
+log = logging.getLogger(__name__)
+
+OPERATIONS = Input(BY_SHORT["operations"], "worker.operations", tombstones=True)
+"""lfr.operations as the operations stage and the broadcast view read it.
+
+Both admit a record through this and then :func:`window_from_record`: the
+stage dead-letters what they reject (once, in the worker owning the
+partition), the view skips it, so an invalid or unauthorised window gates
+nothing anywhere.
+"""
+WINDOWS_TABLE = "windows"
+"""The table of every window each site had, keyed by the site_id bytes."""
 
 LIVE_STATUSES = frozenset({"PLANNED", "ACTIVE"})
 """Statuses of a deployment that has not finished (its watchlist must stay)."""
@@ -70,22 +89,6 @@ class OperationWindow:
         values = dict(state)
         values["camera_ids"] = frozenset(values["camera_ids"])
         return cls(**values)
-
-
-def parse_window(record: Mapping[str, Any], key: str | None) -> OperationWindow:
-    """The one check of an lfr.operations record, wherever a window is used.
-
-    The operations agent (which dead-letters what this rejects, once, in the
-    worker owning the partition) and the broadcast view that gates
-    detections (which skips it) both call this, so a window that is invalid
-    or unauthorised gates nothing anywhere. Raises a ``SchemaError``
-    (semantic validation) or :class:`InvalidWindowError`.
-    """
-    validate("OperationWindow", record)
-    window = window_from_record(record)
-    if key != window.site_id:
-        raise InvalidWindowError("the record key is not the window's site_id")
-    return window
 
 
 def window_from_record(record: Mapping[str, Any]) -> OperationWindow:
@@ -166,3 +169,26 @@ def site_from_state(state: Mapping[str, Any] | None) -> dict[str, OperationWindo
 def count_active(sites: Mapping[str, Mapping[str, OperationWindow]]) -> int:
     """Number of windows currently ACTIVE (for the ``lfr_operation_windows_active`` gauge)."""
     return sum(1 for site in sites.values() for w in site.values() if w.status == "ACTIVE")
+
+
+def apply_operations(
+    records: Iterable[SourceRecord], windows: Mapping[bytes, Any], decode: Decode = shared_decode
+) -> StageResult:
+    """The operations stage: each valid window applied to its site's entry of ``windows``."""
+    return run_stage(records, OPERATIONS, {WINDOWS_TABLE: windows}, _operation, decode)
+
+
+def _operation(item: Admitted, state: StateChanges, result: StageResult) -> None:
+    if item.value is None:
+        # a compaction tombstone for a site: the table keeps its windows for audit
+        log.info("operations tombstone for %s ignored", item.record.key_text)
+        return
+    try:
+        window = window_from_record(item.value)
+    except WorkerError as exc:
+        result.dead_letters.append(OPERATIONS.reject(item.record, exc))
+        return
+    key = window.site_id.encode()
+    site = apply_window(site_from_state(state.get(WINDOWS_TABLE, key)), window)
+    state.put(WINDOWS_TABLE, key, site_to_state(site))
+    log.info("window %s at %s is %s", window.deployment_id, window.site_id, window.status)

@@ -2,7 +2,8 @@
 
 ``common`` imports nothing of the project; ``schemas`` (the data contract)
 only ``common``; ``sinks`` only ``common``, ``schemas`` and the topic
-catalogue. Imports inside functions count too: a late import is still a
+catalogue; the worker's stages never touch Faust or a Kafka client (only
+``streams.worker.runtime`` does). Imports inside functions count too: a late import is still a
 dependency.
 """
 
@@ -23,15 +24,27 @@ ALLOWED = {
 }
 
 
-def project_imports(path: Path) -> set[str]:
-    """Every project module ``path`` imports, as dotted names."""
+RUNTIME_LIBRARIES = ("faust", "mode", "aiokafka", "kafka")
+WORKER_ENTRY_POINTS = {
+    "__init__.py",  # ``lfr worker`` starts the Faust worker
+    "purge.py",  # ``lfr watchlist purge``: a command with a kafka-python client of its own
+}
+
+
+def imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, as dotted names."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.add(node.module)
-    return {name for name in found if name.split(".")[0] in PROJECT}
+    return found
+
+
+def project_imports(path: Path) -> set[str]:
+    """Every project module ``path`` imports, as dotted names."""
+    return {name for name in imports(path) if name.split(".")[0] in PROJECT}
 
 
 def allowed(module: str, rules: set[str]) -> bool:
@@ -55,3 +68,16 @@ def test_the_checker_sees_late_imports(tmp_path: Path) -> None:
     assert project_imports(module) == {"streams.worker", "sinks.db"}
     assert not allowed("streams.worker", ALLOWED["sinks"])
     assert allowed("streams.topics", ALLOWED["sinks"])
+
+
+def test_the_worker_stages_import_no_runtime() -> None:
+    worker = ROOT / "streams" / "worker"
+    stages = [p for p in sorted(worker.glob("*.py")) if p.name not in WORKER_ENTRY_POINTS]
+    assert len(stages) > 10
+    broken = {
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in stages
+        for module in imports(path)
+        if module.split(".")[0] in RUNTIME_LIBRARIES or allowed(module, {"streams.worker.runtime"})
+    }
+    assert not broken, "\n".join(sorted(broken))

@@ -17,11 +17,11 @@ import sys
 from collections.abc import Iterable
 from typing import Any, cast
 
-import streams.worker.app as worker_app
-import streams.worker.guard as guard
+import streams.worker.runtime.agents as worker_agents
+import streams.worker.runtime.guard as guard
 from streams.cli import main
 from streams.worker.detections import BatchResult, process_batch
-from streams.worker.faust_io import Changelogs
+from streams.worker.runtime.tables import Changelogs
 from streams.worker.source import SourceRecord
 
 POISON = os.environ.get("LFR_TEST_POISON", "\0never\0").encode()
@@ -38,7 +38,7 @@ def poisoned(records: Iterable[SourceRecord], ctx: Any) -> BatchResult:
     return process_batch(batch, ctx)
 
 
-worker_app.process_batch = poisoned  # type: ignore[assignment]  # the fault under test
+worker_agents.process_batch = poisoned  # the fault under test
 ensure = Changelogs._ensure
 
 

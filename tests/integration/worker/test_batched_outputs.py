@@ -11,7 +11,8 @@ from aiokafka import AIOKafkaProducer
 from kafka import KafkaConsumer, TopicPartition
 
 from schemas.codec import Codec, decode
-from streams.worker.faust_io import Outgoing, partition_of, send_grouped
+from streams.worker.runtime.inputs import partition_of
+from streams.worker.runtime.outputs import Outgoing, send_grouped
 
 pytestmark = pytest.mark.integration
 

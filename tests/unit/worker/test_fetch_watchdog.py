@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from streams.worker.fetch_watchdog import FetchWatchdog, PartitionState, stalled
+from streams.worker.runtime.fetch_watchdog import FetchWatchdog, PartitionState, stalled
 
 
 class TP(NamedTuple):

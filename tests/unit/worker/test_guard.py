@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from streams.worker.guard import AgentGuard, guard_timer
+from streams.worker.runtime.guard import AgentGuard, guard_timer
 
 
 @dataclass

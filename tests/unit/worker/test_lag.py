@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from prometheus_client import REGISTRY
 
-from streams.worker.lag import LagGauge, partition_lag
+from streams.worker.runtime.lag import LagGauge, partition_lag
 
 
 class TP(NamedTuple):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.worker.deletion import DeletionRule
-from streams.worker.matching import match_batch
+from streams.worker.matching import _exact_scores, match_batch
 from streams.worker.watchlist_store import WatchlistStore
 
 from .conftest import DIM, T0, unit, watchlist_record
@@ -141,3 +143,53 @@ def test_near_ties_in_one_batch_resolve_as_one_by_one() -> None:
         assert match is not None
         exact = np.round(snapshot.matrix.astype(np.float64) @ query.astype(np.float64), 6)
         assert match.score == pytest.approx(exact.max(), abs=2e-6)
+
+
+def test_scores_are_the_float64_dot_of_each_pair_whatever_the_batch_size() -> None:
+    # more queries than one rescoring block: each score is the pair's own float64 sum
+    snapshot = store_with(*((f"s{i:03d}", unit(i)) for i in range(12))).snapshot("W1")
+    assert snapshot is not None
+    queries = np.stack([unit(i % 12) * 0.8 + unit(2000 + i) * 0.6 for i in range(150)])
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    batch = match_batch(queries, snapshot, 0.5)
+    for query, match in zip(queries, batch, strict=True):
+        assert match is not None
+        pair = snapshot.matrix[match.row].astype(np.float64) * query.astype(np.float64)
+        assert match.score == np.round(pair.sum(), 6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(1, 40), pairs=st.integers(1, 300), dim=st.sampled_from([16, 512]))
+def test_exact_rescoring_is_each_pair_own_float64_sum(rows: int, pairs: int, dim: int) -> None:
+    rng = np.random.default_rng(rows * 1000 + pairs)
+    matrix = rng.standard_normal((rows, dim)).astype(np.float32)
+    queries = rng.standard_normal((50, dim)).astype(np.float32)
+    row_of = rng.integers(0, rows, pairs)
+    query_of = np.sort(rng.integers(0, 50, pairs))
+    expected = [
+        (matrix[r].astype(np.float64) * queries[q].astype(np.float64)).sum()
+        for r, q in zip(row_of, query_of, strict=True)
+    ]
+    assert _exact_scores(matrix, queries, row_of, query_of).tolist() == expected
+
+
+def test_the_product_runs_on_one_blas_thread_and_leaves_the_library_setting() -> None:
+    from threadpoolctl import ThreadpoolController
+
+    from streams.worker import matching
+
+    blas = ThreadpoolController().select(user_api="blas")
+    default = [lib["num_threads"] for lib in blas.info()]
+    seen: list[list[int]] = []
+
+    class Spy(np.ndarray):
+        def __matmul__(self, other: np.ndarray) -> np.ndarray:  # type: ignore[override]
+            seen.append([lib["num_threads"] for lib in blas.info()])
+            return np.asarray(self) @ other
+
+    queries = np.stack([unit(1), unit(2)]).view(Spy)
+    matrix = np.stack([unit(3), unit(4), unit(5)])
+    product = matching.scores_of(queries, matrix)
+    np.testing.assert_array_equal(product, np.asarray(queries) @ matrix.T)
+    assert seen == [[matching.BLAS_THREADS] * len(default)]
+    assert [lib["num_threads"] for lib in blas.info()] == default

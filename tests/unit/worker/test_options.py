@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from common.settings import Settings
 from streams.cli import build_parser
-from streams.worker.app import WorkerOptions
+from streams.worker.runtime import WorkerOptions
 
 
 def options(settings: Settings, *argv: str) -> WorkerOptions:

@@ -30,9 +30,9 @@ from hypothesis import strategies as st
 from streams.simulator import build_scenario, ground_truth, timeline
 from streams.worker.deletion import DeletionPolicy
 from streams.worker.detections import DetectionContext, process_batch
-from streams.worker.faust_io import partition_of
 from streams.worker.pseudonym import Pseudonymiser
 from streams.worker.reference import Owns, ReferenceData
+from streams.worker.runtime.inputs import partition_of
 from streams.worker.source import SourceRecord
 from streams.worker.windows import window_from_record
 

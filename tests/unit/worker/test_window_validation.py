@@ -1,8 +1,9 @@
 """One validation for every window: what the operations agent dead-letters gates nothing.
 
-The broadcast view (``WatchlistService``) gates detections; the operations
-agent dead-letters invalid windows. Both go through ``parse_window``, so a
-window the agent rejects (an unauthorised one, say) never lets a face in.
+The broadcast view (``read_windows`` into ``ReferenceData``) gates
+detections; the operations stage (``apply_operations``) dead-letters invalid
+windows. Both admit windows through the same input and checks, so a window
+the stage rejects (an unauthorised one, say) never lets a face in.
 """
 
 from __future__ import annotations
@@ -11,16 +12,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from aiokafka import ConsumerRecord
 
-from common.settings import Settings
-from schemas.codec import Codec, encode
-from schemas.errors import SchemaError
+from schemas.codec import encode
 from streams.worker.deletion import DeletionPolicy
-from streams.worker.errors import WorkerError
 from streams.worker.gating import GateReason, gate
-from streams.worker.watchlist import WatchlistService
-from streams.worker.windows import parse_window
+from streams.worker.reference import ReferenceData, read_windows
+from streams.worker.source import SourceRecord
+from streams.worker.windows import apply_operations
 
 from .conftest import T0, window_record
 
@@ -34,24 +32,32 @@ UNAUTHORISED: dict[str, dict[str, Any]] = {
 }
 
 
-def message(record: dict[str, Any], offset: int = 0) -> ConsumerRecord:
+def message(record: dict[str, Any], offset: int = 0) -> SourceRecord:
     value = encode("OperationWindow", record)
-    return ConsumerRecord(
-        "lfr.operations", 0, offset, 0, 0, b"S1", value, None, len(b"S1"), len(value), []
-    )
+    return SourceRecord("lfr.operations", 0, offset, b"S1", value, 0)
 
 
-def service() -> WatchlistService:
-    return WatchlistService(Settings(), codec=Codec(), policy=DeletionPolicy(grace_s=120.0))
+class View:
+    """The broadcast view as the reference service feeds it."""
+
+    def __init__(self) -> None:
+        self.reference = ReferenceData(DeletionPolicy(grace_s=120.0))
+
+    def apply(self, record: SourceRecord) -> None:
+        read_windows([record], self.reference, 0.0)
+
+
+def service() -> View:
+    return View()
 
 
 @pytest.mark.parametrize("name", sorted(UNAUTHORISED))
 def test_a_window_the_agent_rejects_gates_nothing(name: str) -> None:
     record = window_record(**UNAUTHORISED[name])
-    with pytest.raises((SchemaError, WorkerError)):
-        parse_window(record, "S1")  # what the operations agent dead-letters
+    rejected = apply_operations([message(record)], {})  # what the operations agent does
+    assert [d["reason"] for d in rejected.dead_letters] == ["invalid"] and not rejected.changes
     view = service()
-    view._apply_window(message(record))
+    view.apply(message(record))
     windows = view.reference.windows_of("S1")
     decision = gate(camera_id="c1", captured_at_ms=T0_MS + 60_000, windows=windows)
     assert windows == [] and decision.reason is GateReason.UNKNOWN_SITE
@@ -59,9 +65,9 @@ def test_a_window_the_agent_rejects_gates_nothing(name: str) -> None:
 
 def test_an_invalid_version_leaves_the_valid_one_in_force() -> None:
     view = service()
-    view._apply_window(message(window_record()))
+    view.apply(message(window_record()))
     later = T0 + timedelta(minutes=30)
-    view._apply_window(message(window_record(authorised_by=None, updated_at=later), 1))
+    view.apply(message(window_record(authorised_by=None, updated_at=later), 1))
     (window,) = view.reference.windows_of("S1")
     assert window.authorised_by == "Supt A"
     assert gate(camera_id="c1", captured_at_ms=T0_MS + 60_000, windows=[window]).passed
@@ -69,6 +75,6 @@ def test_an_invalid_version_leaves_the_valid_one_in_force() -> None:
 
 def test_a_valid_window_gates_in() -> None:
     view = service()
-    view._apply_window(message(window_record()))
+    view.apply(message(window_record()))
     windows = view.reference.windows_of("S1")
     assert gate(camera_id="c1", captured_at_ms=T0_MS + 60_000, windows=windows).passed

@@ -31,19 +31,15 @@ def roll_interval_s(settings: Settings) -> float:
     return max(0.5, settings.topic_segment_ms / 2000)
 
 
-def install_segment_roller(app: faust.App, settings: Settings) -> None:
-    """Add the leader's timer that appends a roll marker to each compacted personal partition."""
-    topics = roll_marker_topics(settings)
-
-    @app.timer(interval=roll_interval_s(settings), on_leader=True)
-    async def roll_segments() -> None:
-        futures: list[Awaitable] = []
-        for name, partitions in topics:
-            for partition in range(partitions):
-                futures.append(
-                    await app.producer.send(
-                        name, roll_marker_key(partition), None, partition, None, None
-                    )
+async def roll_segments(app: faust.App, settings: Settings) -> None:
+    """Append one roll marker to each partition of the compacted personal topics."""
+    futures: list[Awaitable] = []
+    for name, partitions in roll_marker_topics(settings):
+        for partition in range(partitions):
+            futures.append(
+                await app.producer.send(
+                    name, roll_marker_key(partition), None, partition, None, None
                 )
-        await asyncio.gather(*futures)
-        log.debug("roll markers appended to %d partitions", len(futures))
+            )
+    await asyncio.gather(*futures)
+    log.debug("roll markers appended to %d partitions", len(futures))

@@ -3,14 +3,15 @@
 A mode Service (not a Faust GlobalTable, whose multi-instance recovery has
 open data-loss bugs) running its own aiokafka consumer with no group: it
 assigns every partition of both topics, reads them from the beginning and
-applies them to :class:`ReferenceData`. Operations are read here, in every
+applies them to :class:`ReferenceData` through the pure stages
+:func:`read_entries` and :func:`read_windows`. Operations are read here, in every
 worker, because gating needs every window before the first detection, and a
 watchlist must be dropped from every worker's memory when its deployment
 ends, while the operations agent only sees its own partitions.
 
 The service is ready once it has read up to the end offsets it saw at start;
 the detections agent waits for that, and before each batch calls
-:meth:`WatchlistService.sync`, so a detection is never gated or matched
+:meth:`ReferenceService.sync`, so a detection is never gated or matched
 against windows or entries that were already on the broker but not yet read.
 Removed entries and retired watchlists are deleted from memory per
 :mod:`streams.worker.deletion`; with ``purge_on_end`` the entries of a
@@ -25,32 +26,29 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 
 from common.kafka_config import aiokafka_config
 from common.settings import Settings
 from schemas.codec import Codec
-from schemas.errors import SchemaError
-from schemas.validation import validate
 from streams.worker import metrics
 from streams.worker.deletion import DeletionPolicy, GraceClock
 from streams.worker.errors import WorkerError
-from streams.worker.reference import Owns, ReferenceData
-from streams.worker.source import SourceRecord, reject
-from streams.worker.throttle import ThrottledLog
-from streams.worker.windows import parse_window
+from streams.worker.reference import WATCHLIST, Owns, ReferenceData, read_entries, read_windows
+from streams.worker.runtime.inputs import source_record
+from streams.worker.runtime.outputs import outgoing, send_grouped, topic_names
+from streams.worker.source import SourceRecord
 
 log = logging.getLogger(__name__)
 
-STAGE = "worker.watchlist"
 POLL_MS = 500
 SYNC_LIMIT_S = 30.0
-"""Longest :meth:`WatchlistService.sync` waits before matching goes on (and warns)."""
+"""Longest :meth:`ReferenceService.sync` waits before matching goes on (and warns)."""
 
 
-class WatchlistService(Service):
+class ReferenceService(Service):
     """Keeps windows and watchlists in memory from a group-less consumer; see the module doc."""
 
     def __init__(
@@ -80,7 +78,7 @@ class WatchlistService(Service):
         self._ends: AIOKafkaConsumer | None = None
         self._targets: dict[TopicPartition, int] = {}
         self._to_purge: set[str] = set()
-        self._dead_letter_log = ThrottledLog(log)
+        self._names = topic_names(settings)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
 
@@ -183,11 +181,11 @@ class WatchlistService(Service):
         while not self.should_stop:
             batches = await self._consumer.getmany(timeout_ms=POLL_MS, max_records=5000)
             for tp, messages in batches.items():
-                for message in messages:
-                    if tp.topic == self.settings.topic_watchlist:
-                        await self._apply_entry(message)
-                    else:
-                        self._apply_window(message)
+                records = [source_record(message) for message in messages]
+                if tp.topic == self.settings.topic_watchlist:
+                    await self._apply_entries(records)
+                else:
+                    self._apply_windows(records)
             # wake sync() waiters: this round's records are applied
             self._round.set()
             self._round = asyncio.Event()
@@ -218,33 +216,18 @@ class WatchlistService(Service):
 
     # --- applying records --------------------------------------------------
 
-    async def _apply_entry(self, message: ConsumerRecord) -> None:
-        record = _source(message)
-        metrics.RECORDS_IN.labels(stage="watchlist").inc()
-        try:
-            key = record.key_text
-            if key is None:
-                raise _KeylessEntry("a watchlist record without a key")
-            entry = None
-            if record.value is not None:
-                entry = self.codec.decode("WatchlistEntry", record.value)
-                validate("WatchlistEntry", entry)
-            self.reference.apply_entry(key, entry, self.clock())
-        except (SchemaError, WorkerError, ValueError) as exc:
-            await self._dead_letter(reject(record, exc, STAGE, biometric=True))
+    async def _apply_entries(self, records: list[SourceRecord]) -> None:
+        metrics.RECORDS_IN.labels(stage="watchlist").inc(len(records))
+        result = read_entries(records, self.reference, self.clock(), self.codec.decode)
+        if result.dead_letters:
+            assert self._producer is not None  # noqa: S101
+            letters = outgoing(WATCHLIST.stage, result, self._names)
+            await asyncio.gather(*await send_grouped(self._producer, self.codec, letters))
 
-    def _apply_window(self, message: ConsumerRecord) -> None:
-        if message.value is None:
-            return
-        try:
-            key = None if message.key is None else message.key.decode("utf-8", "replace")
-            window = parse_window(self.codec.decode("OperationWindow", message.value), key)
-        except (SchemaError, WorkerError):
-            # The operations agent dead-letters it (once, in the worker owning
-            # the partition); here it is only skipped, exactly as there.
-            return
-        retirement = self.reference.apply_window(window, self.clock())
-        if retirement is not None:
+    def _apply_windows(self, records: list[SourceRecord]) -> None:
+        for window, _retirement in read_windows(
+            records, self.reference, self.clock(), self.codec.decode
+        ):
             log.info(
                 "watchlist %s retired: deployment %s is %s; deleted once the stream "
                 "passes its end or after %.0f s",
@@ -279,40 +262,8 @@ class WatchlistService(Service):
         await asyncio.gather(*futures)
         log.info("watchlist: %d retired entries tombstoned", len(keys))
 
-    async def _dead_letter(self, letter: dict[str, Any]) -> None:
-        assert self._producer is not None  # noqa: S101
-        metrics.count_dead_letters(STAGE, [letter])
-        await self._producer.send_and_wait(
-            self.settings.topic_dlq,
-            key=letter["source_topic"].encode(),
-            value=self.codec.encode("DeadLetter", letter),
-        )
-        self._dead_letter_log.warning(
-            letter["reason"],
-            "watchlist record dead-lettered: %s[%d]@%d reason=%s",
-            letter["source_topic"],
-            letter["source_partition"],
-            letter["source_offset"],
-            letter["reason"],
-        )
-
     def _update_gauges(self) -> None:
         store = self.reference.store
         metrics.WATCHLIST_ENTRIES.set(store.entry_count)
         metrics.WATCHLISTS.set(len(store.watchlist_ids))
         metrics.WATCHLIST_VERSION.set(store.max_version)
-
-
-class _KeylessEntry(SchemaError):
-    reason = "invalid"
-
-
-def _source(message: ConsumerRecord) -> SourceRecord:
-    return SourceRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        timestamp_ms=message.timestamp,
-    )
