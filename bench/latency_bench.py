@@ -12,8 +12,10 @@
 Run: ``.venv/bin/python bench/latency_bench.py`` (needs Kafka at
 LFR_KAFKA_BOOTSTRAP); writes bench/results/worker_latency.json.
 Environment: LFR_BENCH_RATE, LFR_BENCH_SECONDS, LFR_BENCH_LATENCY_WATCHLIST,
-LFR_BENCH_MEMORY_WATCHLIST, LFR_BENCH_PARTS (latency,memory,memory25; memory25 holds 25
-watchlists of that size, 500,000 templates with the default).
+LFR_BENCH_MEMORY_WATCHLIST, LFR_BENCH_PARTS (pipeline,memory,memory25 by default;
+``latency`` runs the worker alone, ``pipeline`` adds the sink in this process and
+measures each detection's publication to its scan row in ClickHouse; memory25
+holds 25 watchlists of that size, 500,000 templates with the default).
 """
 
 from __future__ import annotations
@@ -153,8 +155,62 @@ def alert_latencies_ms(settings: Settings, expected: int, timeout: float) -> dic
     return latencies
 
 
-def latency(rate: float, seconds: float, watchlist_size: int) -> dict[str, Any]:
-    settings = settings_for(uuid.uuid4().hex[:8])
+class RowClock:
+    """The sink's batch writer, noting for each scan row inserted: now - captured_at (ms).
+
+    The publisher sets captured_at to the wall clock at publication, so this is
+    a detection's publication to its scan row in ClickHouse: worker and sink.
+    """
+
+    def __init__(self, writer: Any, since_ms: list[float]) -> None:
+        self.inner = writer
+        self.since_ms = since_ms  # [start of the steady phase], set once it starts
+        self.latencies_ms: list[float] = []
+
+    def write(self, batch: Any) -> Any:
+        outcome = self.inner.write(batch)
+        now_ms = time.time() * 1000
+        if self.inner.routes[batch.topic].table == "scans" and self.since_ms:
+            since = self.since_ms[0]
+            self.latencies_ms.extend(now_ms - c for c in outcome.captured_ms if c >= since)
+        return outcome
+
+
+def start_sink(settings: Settings, since_ms: list[float]) -> tuple[Any, threading.Event, Any]:
+    """The sink (``lfr sink``'s defaults) in a thread over a fresh database; its row clock."""
+    from sinks.db import NativeDatabase
+    from sinks.migrate import migrate
+    from sinks.sink import Sink, SinkOptions, consumer_config
+
+    db = NativeDatabase(**settings.clickhouse_config() | {"database": "default"})
+    migrate(db, settings.clickhouse_database)
+    options = SinkOptions(rollup_interval_s=1e9, retention_interval_s=0)
+    consumer = KafkaConsumer(group_id=f"{settings.app_id}-sink", **consumer_config(options),
+                             **settings.kafka_python_config())  # fmt: skip
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    sink = Sink(settings, db, consumer, producer, options)
+    clock = RowClock(sink.writer, since_ms)
+    sink.writer = clock  # type: ignore[assignment]
+    stop = threading.Event()
+    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    thread.start()
+
+    def close() -> None:
+        stop.set()
+        thread.join(timeout=60)
+        consumer.close()
+        producer.close()
+        db.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+
+    return clock, stop, close
+
+
+def latency(
+    rate: float, seconds: float, watchlist_size: int, with_sink: bool = False
+) -> dict[str, Any]:
+    """Alert latency at a steady rate; with ``with_sink``, detection -> scan row too."""
+    tag = uuid.uuid4().hex[:8]
+    settings = settings_for(tag).model_copy(update={"clickhouse_database": f"lfr_bench_{tag}"})
     create_topics(settings)
     append_time(settings, settings.topic_alerts)
     append_time(settings, settings.topic_scans)
@@ -162,6 +218,8 @@ def latency(rate: float, seconds: float, watchlist_size: int) -> dict[str, Any]:
     publish_reference_now(settings, watchlist)
     publisher = Publisher(settings, watchlist)
     proc, log = start_worker(settings)
+    since_ms: list[float] = []
+    clock, _, close_sink = start_sink(settings, since_ms) if with_sink else (None, None, None)
     try:
         # warm-up until the worker answers with scans: start-up is not latency
         warm = 200
@@ -169,6 +227,7 @@ def latency(rate: float, seconds: float, watchlist_size: int) -> dict[str, Any]:
         if len(scan_timestamps(settings, warm, timeout=300)) < warm:
             raise RuntimeError(f"the worker never answered; see {log.name}")
         first = publisher.sent
+        since_ms.append(float(time.time_ns() // 1_000_000))  # captured_at is whole ms
         thread = threading.Thread(target=publisher.run, args=(rate, seconds, first))
         thread.start()
         thread.join()
@@ -178,16 +237,30 @@ def latency(rate: float, seconds: float, watchlist_size: int) -> dict[str, Any]:
         latencies = alert_latencies_ms(settings, expected, timeout=120)
         # only the steady phase: alerts of detections published after the warm-up
         steady_latencies = [ms for n, ms in latencies.items() if n >= first]
+        if clock is not None:
+            deadline = time.monotonic() + 120
+            while len(clock.latencies_ms) < steady and time.monotonic() < deadline:
+                time.sleep(0.5)
     finally:
         stop_worker(proc, log)
+        if close_sink is not None:
+            close_sink()
         cleanup(settings)
     values = np.array(steady_latencies, dtype=float)
-    return {
+    result = {
         "rate_per_second": rate, "seconds": seconds, "watchlist": f"{watchlist_size} x 512",
         "published": steady, "alerts": len(values), "published_per_second": publisher.achieved_rate,
         "p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99)),
         "max_ms": float(values.max()),
     }  # fmt: skip
+    if clock is not None:
+        rows = np.array(clock.latencies_ms, dtype=float)
+        result["detection_to_scan_row"] = {
+            "rows": len(rows), "p50_ms": float(np.percentile(rows, 50)),
+            "p99_ms": float(np.percentile(rows, 99)), "max_ms": float(rows.max()),
+            "sink": "in this process, lfr sink's defaults (linger 1 s, 5,000 offsets a batch)",
+        }  # fmt: skip
+    return result
 
 
 def rss_bytes(pid: int) -> int:
@@ -235,17 +308,18 @@ def memory(watchlist_size: int, lists: int = 1) -> dict[str, Any]:
 
 
 def main() -> int:
-    parts = os.environ.get("LFR_BENCH_PARTS", "latency,memory,memory25").split(",")
+    parts = os.environ.get("LFR_BENCH_PARTS", "pipeline,memory,memory25").split(",")
     result: dict[str, Any] = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_1m": os.getloadavg()[0]},
     }  # fmt: skip
-    if "latency" in parts:
+    if "latency" in parts or "pipeline" in parts:
         result["latency"] = latency(
             rate=float(os.environ.get("LFR_BENCH_RATE", "2000")),
             seconds=float(os.environ.get("LFR_BENCH_SECONDS", "60")),
             watchlist_size=int(os.environ.get("LFR_BENCH_LATENCY_WATCHLIST", "10")),
+            with_sink="pipeline" in parts,
         )
     size = int(os.environ.get("LFR_BENCH_MEMORY_WATCHLIST", "20000"))
     if "memory" in parts:

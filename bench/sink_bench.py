@@ -72,6 +72,35 @@ def consume_only(settings: Settings, options: SinkOptions, expected: int) -> dic
             "cpu_us_per_row": round(cpu / count * 1e6, 2)}  # fmt: skip
 
 
+def aiokafka_consume_only(settings: Settings, expected: int) -> dict[str, Any]:
+    """aiokafka (C record parsing) polling the same records: what another client would cost."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    async def run() -> dict[str, Any]:
+        consumer = AIOKafkaConsumer(
+            settings.topic_scans, bootstrap_servers=settings.bootstrap_servers,
+            group_id=f"{settings.app_id}-aiokafka-only", enable_auto_commit=False,
+            auto_offset_reset="earliest", fetch_max_bytes=32 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )  # fmt: skip
+        await consumer.start()
+        try:
+            count = 0
+            started, cpu_started = time.perf_counter(), time.process_time()
+            while count < expected:
+                fetched = await consumer.getmany(timeout_ms=200, max_records=5000)
+                count += sum(len(records) for records in fetched.values())
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        finally:
+            await consumer.stop()
+        return {"seconds": round(seconds, 3), "rows_per_s": round(count / seconds),
+                "cpu_us_per_row": round(cpu / count * 1e6, 2)}  # fmt: skip
+
+    return asyncio.run(run())
+
+
 def decode_and_map_only(values: list[bytes], batch_size: int) -> dict[str, Any]:
     """The sink's own per-row work without Kafka or ClickHouse: decode, map, columns."""
     started = time.process_time()
@@ -107,6 +136,8 @@ def steady_latency(settings: Settings, db: NativeDatabase, scans: list[dict[str,
     while not consumer.assignment():
         consumer.poll(timeout_ms=200)
     consumer.seek_to_end()
+    for tp in consumer.assignment():
+        consumer.position(tp)  # resolve "end" now, before the first row is published
     stop = threading.Event()
 
     def run() -> None:
@@ -195,6 +226,10 @@ def main() -> int:
             sink.step(stop)
         sink_s = time.perf_counter() - started
         sink_cpu_s = time.process_time() - cpu_started
+        insert_s = (
+            REGISTRY.get_sample_value("lfr_sink_insert_duration_seconds_sum", {"table": "scans"})
+            or 0.0
+        )
         if profiler:
             profiler.disable()
             profiler.dump_stats(args.profile)
@@ -218,6 +253,7 @@ def main() -> int:
         raw_s = statistics.median(raw_runs)
         # where the sink's time goes: the Kafka client alone, and decode + mapping alone
         kafka_only = consume_only(settings, options, len(scans))
+        aiokafka_only = aiokafka_consume_only(settings, len(scans))
         own_work = decode_and_map_only([encode("Scan", s) for s in scans], args.batch_size)
         latency = (
             steady_latency(settings, db, scans, args.latency_rate, args.latency_seconds)
@@ -234,19 +270,14 @@ def main() -> int:
             # CPU of this process (all its threads) while the sink ran
             "sink_cpu_seconds": round(sink_cpu_s, 3),
             # of which waiting for ClickHouse inserts (the sink's own histogram)
-            "sink_insert_seconds": round(
-                REGISTRY.get_sample_value(
-                    "lfr_sink_insert_duration_seconds_sum", {"table": "scans"}
-                )
-                or 0,
-                3,
-            ),
+            "sink_insert_seconds": round(insert_s, 3),
             "raw_columnar_seconds": round(raw_s, 3),
             "raw_columnar_runs_seconds": [round(s, 3) for s in raw_runs],
             "raw_columnar_rows_per_s": round(len(scans) / raw_s),
             "sink_to_raw_ratio": round(raw_s / sink_s, 3),
             "sink_cpu_us_per_row": round(sink_cpu_s / len(scans) * 1e6, 2),
             "kafka_python_consume_only": kafka_only,
+            "aiokafka_consume_only": aiokafka_only,
             "decode_and_map_only": own_work,
             "kafka_crc32c": "C (crc32c package)" if crc32c_native() else "pure Python",
             "note": "sink = Kafka fetch + Avro decode + mapping + columnar insert + commit; "

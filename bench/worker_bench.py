@@ -264,13 +264,13 @@ def blas_setup() -> dict[str, Any]:
 def bare_matmul(watchlist: np.ndarray, repeats: int = 20) -> dict[str, Any]:
     """The batch product alone, on the BLAS threads the worker gives a product of this size.
 
-    ``matching.scores_of`` is the worker's own product (one BLAS thread for small
-    watchlists, the library's setting for large ones); both thread counts are
+    ``matching.scores_of`` is the worker's own product (on
+    ``matching.BLAS_THREADS``); one thread and the library's own count are
     measured beside it for reference.
     """
     from threadpoolctl import ThreadpoolController
 
-    from streams.worker.matching import ONE_THREAD_PRODUCT, scores_of
+    from streams.worker.matching import BLAS_THREADS, scores_of
 
     queries = unit_rows(np.random.default_rng(3), BATCH)
     matrix = np.ascontiguousarray(watchlist)
@@ -288,9 +288,8 @@ def bare_matmul(watchlist: np.ndarray, repeats: int = 20) -> dict[str, Any]:
         one_thread = rate(lambda: queries @ matrix.T)
     all_threads = rate(lambda: queries @ matrix.T)
     as_worker = rate(lambda: scores_of(queries, matrix))
-    small = BATCH * matrix.shape[0] * matrix.shape[1] < ONE_THREAD_PRODUCT
     return {"batch": BATCH, "per_second": as_worker,
-            "worker_blas_threads": 1 if small else default_threads,
+            "worker_blas_threads": BLAS_THREADS,
             "per_second_one_thread": one_thread,
             f"per_second_{default_threads}_threads": all_threads,
             "blas": blas_setup()}  # fmt: skip

@@ -63,6 +63,8 @@ def _templates_clear(templates: Sequence[Any], template_dim: int | None) -> np.n
         # a non-finite value makes the norm inf or nan, which fails the comparison:
         # a finite norm within the tolerance implies every value is finite
         norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+        matrix.fill(0.0)  # as the matcher does with its queries: no float copy lingers
+        del joined
         clear[rows] = np.abs(norms - 1.0) <= NORM_TOLERANCE - NORM_MARGIN
     return clear
 

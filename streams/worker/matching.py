@@ -21,12 +21,14 @@ CANDIDATE_MARGIN = 1e-4
 """float32 scores this close to a query's best are rescored exactly."""
 RESCORE_BLOCK = 64
 """(row, query) pairs rescored per block: 64 x 512 float64 products stay in cache."""
-ONE_THREAD_PRODUCT = 500 * 2048 * 512
-"""Products of fewer multiply-adds than this (a 500-face batch against 2,048 rows of
-512) run on one BLAS thread. OpenBLAS's helper threads spin after each product:
-for a small watchlist that costs far more CPU than the product itself (measured
-on two cores: 10 rows, 0.2 ms of CPU per batch on one thread, 3.4 ms on two, and
-no faster), CPU that the consumer, the producer and the broker need."""
+BLAS_THREADS = 1
+"""BLAS threads of the match product. The worker scales by partitions and
+processes, one core each; OpenBLAS's helper threads spin after every product
+and take the CPU the consumer, the producer and the broker need. Measured on
+two cores (bench/worker_bench.py, bench/core_bench.py): a 10-row watchlist
+used 0.2 ms of CPU per 500-face batch on one thread and 3.4 ms on two, no
+faster; a 16,000 x 512 product ran 3,700 faces/s on one thread and 1,800/s on
+two. OpenBLAS also counts the host's cores, not a container's CPU limit."""
 
 
 @cache
@@ -35,11 +37,9 @@ def _blas() -> ThreadpoolController:
 
 
 def scores_of(queries: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``queries @ matrix.T`` (float32), on one BLAS thread when the product is small."""
-    if queries.shape[0] * matrix.shape[0] * matrix.shape[1] < ONE_THREAD_PRODUCT:
-        with _blas().limit(limits=1, user_api="blas"):
-            return queries @ matrix.T
-    return queries @ matrix.T
+    """``queries @ matrix.T`` (float32) on :data:`BLAS_THREADS` BLAS threads."""
+    with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
+        return queries @ matrix.T
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ from streams.worker.detections import (
 )
 from streams.worker.runtime.batch_source import BatchSource, install_batch_handler
 from streams.worker.runtime.guard import AgentGuard
-from streams.worker.runtime.inputs import source_record
+from streams.worker.runtime.inputs import DetectionsProgress, source_record
 from streams.worker.runtime.outputs import StageWriter
 from streams.worker.runtime.reference_service import ReferenceService
 from streams.worker.runtime.tables import now_ms
@@ -71,8 +71,10 @@ class Handlers:
         codec: Codec,
         reference: ReferenceService,
         detection_context: DetectionContext,
+        progress: DetectionsProgress,
     ) -> None:
         self.writer = writer
+        self.progress = progress
         self.tables = tables
         self.decode = codec.decode
         self.reference = reference
@@ -114,6 +116,7 @@ class Handlers:
         )
         # Only now may the stream time let watchlists go: the batch's outputs are safe.
         # (the batch's own instants: the site_clock table may be ahead after a crash)
+        self.progress.advance(records)
         self.reference.observe(batch.stream_time, epoch)
         count_detections(batch)
 

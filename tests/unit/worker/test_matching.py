@@ -173,9 +173,7 @@ def test_exact_rescoring_is_each_pair_own_float64_sum(rows: int, pairs: int, dim
     assert _exact_scores(matrix, queries, row_of, query_of).tolist() == expected
 
 
-def test_small_products_run_on_one_blas_thread_big_ones_on_the_library_setting(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_product_runs_on_one_blas_thread_and_leaves_the_library_setting() -> None:
     from threadpoolctl import ThreadpoolController
 
     from streams.worker import matching
@@ -193,7 +191,5 @@ def test_small_products_run_on_one_blas_thread_big_ones_on_the_library_setting(
     matrix = np.stack([unit(3), unit(4), unit(5)])
     product = matching.scores_of(queries, matrix)
     np.testing.assert_array_equal(product, np.asarray(queries) @ matrix.T)
-    monkeypatch.setattr(matching, "ONE_THREAD_PRODUCT", 1)
-    matching.scores_of(queries, matrix)
-    assert seen == [[1] * len(default), default]
+    assert seen == [[matching.BLAS_THREADS] * len(default)]
     assert [lib["num_threads"] for lib in blas.info()] == default
