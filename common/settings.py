@@ -193,7 +193,12 @@ class Settings(BaseSettings):
     )
     worker_max_batch: int = Field(500, ge=1, description="Detections matched per batch.")
     worker_batch_within_s: float = Field(
-        0.2, gt=0, description="Seconds the worker waits to fill a batch."
+        0.02,
+        gt=0,
+        description=(
+            "Seconds the worker waits for a short detections batch to fill; a backlog "
+            "fills batches without waiting, so this only adds latency at low rates."
+        ),
     )
     allowed_lateness_s: float | None = Field(
         None,

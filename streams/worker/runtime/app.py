@@ -36,7 +36,7 @@ class WorkerOptions:
 
     store: str = "memory://"
     max_batch: int = 500
-    batch_within_s: float = 0.2
+    batch_within_s: float = 0.02
     allowed_lateness_s: float | None = None
     adjudication_hold_s: float = 300.0
     purge_on_end: bool = True
