@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from schemas.batch_validation import check_detections
-from schemas.codec import decode as shared_decode
+from schemas.codec import decode_millis
 from schemas.errors import UndecodableError
 from schemas.templates import WIRE_DTYPE
 from streams.topics import BY_SHORT
@@ -96,7 +96,8 @@ class DetectionContext:
     is_deleted: Callable[[str], bool] = lambda _watchlist_id: False
     deleted_by: Callable[[str], str | None] = lambda _watchlist_id: None
     """The rule that deleted a watchlist (see :class:`streams.worker.deletion.DeletionRule`)."""
-    decode: Callable[[str, bytes], dict[str, Any]] = shared_decode
+    decode: Callable[[str, bytes], dict[str, Any]] = decode_millis
+    """Decodes with timestamps as epoch milliseconds, the unit gating compares."""
 
 
 def process_batch(records: Iterable[SourceRecord], ctx: DetectionContext) -> BatchResult:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.codec import decode as shared_decode
 from schemas.deadletter import dead_letter
@@ -112,9 +112,12 @@ class Input:
         return reject(record, error, self.stage, biometric=self.topic.biometric)
 
 
-@dataclass(frozen=True, slots=True)
-class Admitted:
-    """A record that passed its input's checks, with its decoded value (``None``: tombstone)."""
+class Admitted(NamedTuple):
+    """A record that passed its input's checks, with its decoded value (``None``: tombstone).
+
+    A tuple: a detections batch makes one per record, and a tuple is built
+    several times faster than a frozen dataclass.
+    """
 
     record: SourceRecord
     value: dict[str, Any] | None
@@ -173,26 +176,37 @@ def _admit_checked(
     records: Iterable[SourceRecord], spec: Input, check: BatchCheck, decode: Decode
 ) -> tuple[list[Admitted], list[dict[str, Any]]]:
     """:func:`admit_batch` with the semantic checks run once over the decoded batch."""
-    verdicts: list[Admitted | dict[str, Any]] = []
-    """Per record, in order: admitted so far, or its dead letter."""
-    decoded: list[tuple[int, SourceRecord, dict[str, Any]]] = []
-    for record in records:
+    schema = spec.topic.schema
+    keyless = spec.key is KeyRule.ANY
+    decoded: list[Admitted] = []
+    positions: list[int] = []
+    """Each decoded record's position in the batch (dead letters are returned in batch order)."""
+    letters: list[tuple[int, dict[str, Any]]] = []
+    for position, record in enumerate(records):
         try:
-            value = _decoded(record, spec, decode)
+            if record.value is None or (record.key is None and not keyless):
+                value = _decoded(record, spec, decode)
+            else:  # the common case, without a call per record
+                value = decode(schema, record.value)
         except (SchemaError, WorkerError) as exc:
-            verdicts.append(spec.reject(record, exc))
+            letters.append((position, spec.reject(record, exc)))
             continue
-        if value is not None:
-            decoded.append((len(verdicts), record, value))
-        verdicts.append(Admitted(record, value))
-    errors = check([value for _, _, value in decoded])
-    for (i, record, value), error in zip(decoded, errors, strict=True):
+        decoded.append(Admitted(record, value))
+        positions.append(position)
+    values = [(i, item.value) for i, item in enumerate(decoded) if item.value is not None]
+    errors = check([value for _, value in values])
+    rejected: set[int] = set()
+    for (i, value), error in zip(values, errors, strict=True):
+        record = decoded[i].record
         try:
             if error is not None:
                 raise error
             if spec.key is KeyRule.CONTRACT:
                 check_key(spec.topic, value, record.key_text)
         except (SchemaError, WorkerError) as exc:
-            verdicts[i] = spec.reject(record, exc)
-    admitted = [v for v in verdicts if isinstance(v, Admitted)]
-    return admitted, [v for v in verdicts if not isinstance(v, Admitted)]
+            rejected.add(i)
+            letters.append((positions[i], spec.reject(record, exc)))
+    if rejected:
+        decoded = [item for i, item in enumerate(decoded) if i not in rejected]
+        letters.sort(key=lambda pair: pair[0])
+    return decoded, [letter for _, letter in letters]
