@@ -29,6 +29,7 @@ held again; a rebuild for a new deployment carries a newer ``updated_at``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,9 +208,10 @@ class WatchlistStore:
         template.fill(0.0)  # the matrix row is the one copy kept
         watchlist.entries[subject_id] = _Entry(
             row=row,
-            category=record["category"],
+            # a handful of distinct values over hundreds of thousands of entries: share them
+            category=sys.intern(record["category"]),
             wanted_since_ms=to_millis(record["wanted_since"]),
-            template_model=record["template_model"],
+            template_model=sys.intern(record["template_model"]),
             updated_at_ms=updated_at_ms,
         )
         self._touch(watchlist, updated_at_ms)
