@@ -76,7 +76,7 @@ from sinks.rows import (
     columnar,
     dead_letter_row,
 )
-from streams.topics import biometric_topic_names
+from streams.topics import CATALOGUE, biometric_topic_names
 
 log = logging.getLogger(__name__)
 
@@ -101,17 +101,37 @@ def _spec_route(spec: TableSpec) -> Route:
     return Route(spec.record, spec.name, spec.columns, lambda rec, _p, _o: spec.map_record(rec))
 
 
+def _table_routes() -> dict[str, Route]:
+    """Every ClickHouse row table the sink writes, by table name."""
+    routes = {spec.name: _spec_route(spec) for spec in (SCANS, ALERTS, OUTCOMES, OPERATION_WINDOWS)}
+    routes["dead_letters"] = Route(
+        "DeadLetter", "dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row, True
+    )
+    return routes
+
+
+TABLE_ROUTES = _table_routes()
+
+
 def routes_for(settings: Settings) -> dict[str, Route]:
-    """Topic -> route, from the settings' topic names."""
-    return {
-        settings.topic_scans: _spec_route(SCANS),
-        settings.topic_alerts: _spec_route(ALERTS),
-        settings.topic_outcomes: _spec_route(OUTCOMES),
-        settings.topic_operations: _spec_route(OPERATION_WINDOWS),
-        settings.topic_dlq: Route(
-            "DeadLetter", "dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row, True
-        ),
-    }
+    """Topic -> route: every catalogue topic with a ``sink_table``, under the settings' names.
+
+    The catalogue says which topic lands in which table; this module says how
+    its records become rows. A catalogue entry whose record is not the
+    table's raises here, at start, instead of failing row by row.
+    """
+    routes: dict[str, Route] = {}
+    for topic in CATALOGUE:
+        if topic.sink_table is None:
+            continue
+        route = TABLE_ROUTES[topic.sink_table]
+        if route.record != topic.record:
+            raise ValueError(
+                f"catalogue topic {topic.short} carries {topic.record}, "
+                f"but table {route.table} is built from {route.record}"
+            )
+        routes[topic.name(settings)] = route
+    return routes
 
 
 @dataclass(frozen=True)
