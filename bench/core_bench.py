@@ -110,7 +110,8 @@ def other(root: str) -> list[dict[str, Any]]:
         [sys.executable, __file__, "--child"], cwd=root, env={**os.environ, "PYTHONPATH": root},
         check=True, capture_output=True, text=True,
     )  # fmt: skip
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    result: list[dict[str, Any]] = json.loads(done.stdout)
+    return result
 
 
 def main() -> int:
