@@ -58,6 +58,7 @@ from streams.pipeline import Pipeline  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.integration.stack.private_stack import PrivateStack, private_stack  # noqa: E402
 
+RESULTS = ROOT / "bench" / "results"
 INPUTS = ("detections", "watchlist", "operations", "adjudications")
 PROBE_TIMEOUT_S = 20.0  # one lag reading; kafka-python can hang right after a broker restart
 SETTLE_S = 10.0  # lag 0 this long, steadily, is "settled"
@@ -75,6 +76,7 @@ class Options:
     broker_down_s: float
     poison_per_topic: int
     timeout_s: float
+    overrides: dict[str, str] = field(default_factory=dict)  # --set: settings of every row
 
 
 @dataclass
@@ -409,7 +411,13 @@ def differences(got: tuple[list[dict[str, Any]], Any], truth: dict[str, Any]) ->
     rows, ttl = got
     want = {r["deployment_id"]: r for r in truth["deployments"]}
     have = {r["deployment_id"]: r for r in rows}
-    out = [f"{d}: missing" for d in sorted(set(want) - set(have))]
+    out = []
+    for key in ("total_alerts", "faces_seen"):
+        got_n = sum(r.get(key) or 0 for r in rows)
+        want_n = sum(r.get(key) or 0 for r in truth["deployments"])
+        if got_n != want_n:
+            out.append(f"{key} in all: {got_n} (truth {want_n})")
+    out += [f"{d}: missing" for d in sorted(set(want) - set(have))]
     out += [f"{d}: not in the truth" for d in sorted(set(have) - set(want))]
     for dep in sorted(set(want) & set(have)):
         for key in sorted(set(want[dep]) | set(have[dep])):
@@ -479,6 +487,7 @@ def _run_row(fault: Fault, main: PrivateStack, kafka_stack: PrivateStack, option
         worker_metrics_port=free_port(), sink_metrics_port=free_port(),
         partitions=3, watchlist_partitions=2, state_dir=row_logs / "state",
         **{f"topic_{t}": f"c{tag}.{t}" for t in (*INPUTS, "scans", "alerts", "outcomes", "dlq")},
+        **options.overrides,
     )  # fmt: skip
     lfr(settings, "topics", "create", capture=True)
     lfr(settings, "migrate", "--wait", "60", capture=True)
@@ -612,6 +621,11 @@ def main() -> int:
                         help="poison records per input topic (2700; 100 for small)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds a row may take to settle after the input (1800)")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=RESULTS / "chaos_pipeline.json",
+                        help="where the rows go (bench/results/chaos_pipeline.json)")  # fmt: skip
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for every row's processes, e.g. "
+                        "watchlist_retire_grace_s=900 (repeatable)")  # fmt: skip
     args = parser.parse_args()
     logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL)  # ClickHouse is killed
     os.environ.setdefault("LFR_STACK", "local")  # the private stack: processes, never Docker
@@ -620,11 +634,12 @@ def main() -> int:
         parser.error(f"unknown fault(s) {sorted(unknown)}; known: {names}")
     poison = args.poison if args.poison is not None else (100 if args.scenario == "small" else 2700)
     options = Options(args.scenario, args.kills, args.timed_kills, args.clickhouse_down,
-                      args.broker_down, poison, args.timeout)  # fmt: skip
-    logs = ROOT / "bench" / "results" / "chaos-pipeline-logs" / time.strftime("%Y%m%dT%H%M%S")
+                      args.broker_down, poison, args.timeout,
+                      dict(item.split("=", 1) for item in args.set))  # fmt: skip
+    logs = RESULTS / "chaos-pipeline-logs" / time.strftime("%Y%m%dT%H%M%S")
     logs.mkdir(parents=True)
     print(f"logs: {logs}", file=sys.stderr)
-    out = ROOT / "bench" / "results" / "chaos_pipeline.json"
+    out: Path = args.out
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lfr-chaos-pipeline-") as tmp:
         scratch = Path(tmp)
@@ -638,8 +653,8 @@ def main() -> int:
                 rows.append(row)
                 print(table([row]).splitlines()[-1], file=sys.stderr)
                 out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps({"scenario": args.scenario, "options": vars(args),
-                                           "rows": rows}, indent=2) + "\n")  # fmt: skip
+                result = {"scenario": args.scenario, "options": vars(args), "rows": rows}
+                out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(table(rows))
     return 0 if all(r["equal"] or r["outside_contract"] for r in rows) else 1
 

@@ -241,6 +241,15 @@ class Settings(BaseSettings):
             "deployment uses is kept: its window may arrive later)."
         ),
     )
+    watchlist_max_hold_s: float = Field(
+        3600.0,
+        ge=0,
+        description=(
+            "Longest time the retire grace stands still while the worker owns no detections "
+            "partition or has more than a batch of detections waiting on one (a backlog after "
+            "a restart or a replay still needs the list); after it the grace runs regardless."
+        ),
+    )
     max_payload_bytes: int = Field(
         1 << 20, ge=1024, description="Records larger than this are dead-lettered undecoded."
     )

@@ -273,7 +273,8 @@ def kafka_stores(settings: Settings, now_ms: int) -> list[StoreAge]:
     if settings.topic_watchlist in present:
         count, age = watchlist_age(watchlist, ended_deployments(operations), now_ms)
         bound = limit_ms(Lifecycle.COMPACTED_PERSONAL, settings) or 0
-        limit = settings.watchlist_retire_grace_s + bound / 1000
+        # grace, plus what a backlog may hold it for, plus compaction
+        limit = settings.watchlist_retire_grace_s + settings.watchlist_max_hold_s + bound / 1000
         stores.append(
             StoreAge("watchlist-ended", f"{settings.topic_watchlist}: entries of ended "
                      "deployments (templates and subject keys)", count, age, limit)

@@ -17,8 +17,13 @@ never decides a match inside the grace.
 
 The grace does not run while this worker has no partitions at all (start-up
 waits for the group: after a crash the dead member's session must expire
-first, about two minutes with Faust's defaults), up to ``MAX_PAUSE_S`` in
-all, so an idle worker still frees its memory.
+first), nor while it has more than a batch of detections waiting on one of
+its partitions (a restart's backlog, a replay, watchlists published before
+the detections): those detections may still need the list, and a wall-clock
+grace that ran through a backlog deleted lists that 20-80% of a scenario's
+alerts still needed (bench/chaos_pipeline.py on the default scenario). It
+stands still for at most ``LFR_WATCHLIST_MAX_HOLD_S`` in all, so a stuck or
+idle worker still frees its memory.
 
 A site whose partition this worker does not own (or not now: start-up,
 rebalance) never counts as passed: a rebalance can hand the partition over
@@ -85,20 +90,23 @@ class StreamClock:
         return self.newest.get(site_id)
 
 
-MAX_PAUSE_S = 300.0
-"""Longest total time the grace clock stands still for want of an assignment."""
+MAX_PAUSE_S = 3600.0
+"""Default longest total time the grace clock stands still (``LFR_WATCHLIST_MAX_HOLD_S``)."""
 
 
 @dataclass(slots=True)
 class GraceClock:
-    """Wall clock for the grace that stands still while the worker owns nothing."""
+    """Wall clock for the grace that stands still while the worker owns nothing or is behind."""
 
     max_pause_s: float = MAX_PAUSE_S
     paused_s: float = 0.0
     since_s: float | None = None
 
     def now(self, wall_s: float, assigned: bool) -> float:
-        """The grace clock's reading at wall-clock ``wall_s``."""
+        """The grace clock's reading at wall-clock ``wall_s``.
+
+        ``assigned`` False (no partitions, or a backlog on one) holds the clock.
+        """
         if assigned and self.since_s is not None:
             self.paused_s += wall_s - self.since_s
             self.since_s = None

@@ -7,13 +7,14 @@ The stages (:mod:`streams.worker.windows`, ``detections``, ``adjudications``,
 carries out what they return:
 
 ``app``               the Faust app's settings and :func:`build_worker`
-``agents``            one agent per input topic: events in, stage, result out
+``agents``            one input per topic: records in, stage, result out (detections
+                      through ``batch_source``, the others as Faust agents)
 ``timers``            table expiry, fetch watchdog, lag gauge, segment roll markers
 ``inputs``            Faust/aiokafka records -> SourceRecord; which sites this worker owns
 ``outputs``           a result -> one producer batch per partition, acks, then tables
 ``tables``            the four tables and their writes
 ``reference_service`` the broadcast consumer of lfr.watchlist and lfr.operations (aiokafka)
-``batch_source``      one topic's fetched records handed over in whole batches (not wired yet)
+``batch_source``      lfr.detections' fetched records handed over in whole batches
 ``guard``             no offset committed past a record whose work failed
 ``fetch_watchdog``, ``lag``, ``segment_roll``, ``health``  the timers' and probes' parts
 
@@ -44,7 +45,9 @@ limitation each answers:
   raised on (robinhood/faust #604, faust-streaming #315); failed work is
   retried, then its events are pinned (``message.incref()``) and the worker
   stops for its supervisor to restart it. ``stream_wait_empty=False`` so a
-  stop does not wait for pinned events.
+  stop does not wait for pinned events. The detections batches go through
+  the same guard with nothing to pin: the batch source acknowledges a batch
+  only when its handler returned, and halts when it raised.
 - ``fetch_watchdog``: after a SIGKILL and restart Faust can fetch records
   during table recovery and drop them before the agent; the partition never
   commits again (faust-streaming #606, robinhood/faust #681). It reads the
@@ -52,14 +55,16 @@ limitation each answers:
   ``_unacked_messages`` and seeks back to the committed offset.
 - ``lag.LagGauge`` reads the private ``consumer._committed_offset`` (Faust
   has no public committed-offset view without a broker call).
-- ``take_events`` is declared on ``faust.Stream`` only, not ``StreamT``.
 - ``batch_source``: Faust moves every record through its per-message path
   (an Event, a queue put and get, a locked ack each; about a quarter of the
-  worker's CPU on lfr.detections) and no stream API skips it. A subclass of
-  its aiokafka ``Consumer`` diverts one topic's records from
-  ``_wait_next_records`` (private) to a handler in batches and acknowledges
-  them through the same private ``_acked`` bookkeeping Faust's commits read
-  (``docs/faust-batch-source.md``).
+  worker's CPU on lfr.detections) and no stream API skips it
+  (``take_events`` only batches what the agent body sees). A subclass of
+  its aiokafka ``Consumer`` diverts lfr.detections' records from
+  ``_wait_next_records`` (private) to the detections handler in batches and
+  acknowledges them through the same private ``_acked`` bookkeeping Faust's
+  commits read (``docs/faust-batch-source.md``). It puts a placeholder per
+  buffered chunk into ``_unacked_messages``, so ``fetch_watchdog`` and
+  ``lag`` read the detections partitions as before.
 - App settings: session timeout 10 s (Faust's 60 s left a SIGKILLed worker's
   partitions unserved for a minute), no table standbys (they would mix other
   workers' partitions into the in-memory tables the expiry timers sweep).

@@ -1,11 +1,13 @@
 """The agents: each hands its records to its stage and carries out the result.
 
-An agent only converts Faust's events (:func:`source_record`), runs its work
-through the :class:`AgentGuard` (no offset is committed past a record whose
-work failed) and updates gauges; what a record does is decided by the stage
-functions, and the :class:`StageWriter` produces and writes their results.
-lfr.detections is taken in batches (``take_events``); the other inputs are
-a few records a minute, one at a time.
+An input only converts the consumed records into :class:`SourceRecord`, runs
+its work through the :class:`AgentGuard` (no offset is committed past a
+record whose work failed) and updates gauges; what a record does is decided
+by the stage functions, and the :class:`StageWriter` produces and writes
+their results. lfr.detections is not a Faust agent: the batch source
+(:mod:`streams.worker.runtime.batch_source`) hands its fetched records over
+in batches and acknowledges them after the handler; the other inputs are a
+few records a minute, one Faust event at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import cast
 
 import faust
 from faust.types import StreamT, TableT
@@ -37,8 +38,9 @@ from streams.worker.detections import (
     process_batch,
     stage_result,
 )
+from streams.worker.runtime.batch_source import BatchSource, install_batch_handler
 from streams.worker.runtime.guard import AgentGuard
-from streams.worker.runtime.inputs import source_record
+from streams.worker.runtime.inputs import DetectionsProgress, source_record
 from streams.worker.runtime.outputs import StageWriter
 from streams.worker.runtime.reference_service import ReferenceService
 from streams.worker.runtime.tables import now_ms
@@ -69,8 +71,10 @@ class Handlers:
         codec: Codec,
         reference: ReferenceService,
         detection_context: DetectionContext,
+        progress: DetectionsProgress,
     ) -> None:
         self.writer = writer
+        self.progress = progress
         self.tables = tables
         self.decode = codec.decode
         self.reference = reference
@@ -112,6 +116,7 @@ class Handlers:
         )
         # Only now may the stream time let watchlists go: the batch's outputs are safe.
         # (the batch's own instants: the site_clock table may be ahead after a crash)
+        self.progress.advance(records)
         self.reference.observe(batch.stream_time, epoch)
         count_detections(batch)
 
@@ -160,7 +165,7 @@ def record_agent(app: faust.App, guard: AgentGuard, topic: str, name: str, handl
     app.agent(app.topic(topic, key_type=bytes, value_type=bytes), name=name, concurrency=1)(agent)
 
 
-def batch_agent(
+def batch_input(
     app: faust.App,
     guard: AgentGuard,
     topic: str,
@@ -170,23 +175,31 @@ def batch_agent(
     max_batch: int,
     within_s: float,
     ready: Callable[[], Awaitable[None]],
-) -> None:
-    """An agent over ``topic`` that hands ``handle`` up to ``max_batch`` records at a time.
+) -> BatchSource:
+    """``topic`` through the batch source: ``handle`` gets up to ``max_batch`` records at a time.
 
-    Nothing is taken before ``ready`` returns (the reference data caught up).
+    No agent and no Faust event: the source hands over the records of each
+    fetch (waiting up to ``within_s`` for a short batch to fill) and
+    acknowledges a batch only once this handler returned. The first batch
+    waits for ``ready`` (the reference data caught up); every batch runs
+    through the guard, so a failure is retried in place and a failure for
+    good stops the worker with the batch unacknowledged (the source halts).
     """
+    waiting = True
 
-    async def agent(stream: StreamT) -> None:
-        await ready()
-        log.info("%s: windows and watchlists caught up, matching starts", name)
-        # take_events is on faust.Stream, not declared on StreamT
-        batches = cast(faust.Stream, stream).take_events
-        async for events in batches(max_batch, within=within_s):
-            metrics.RECORDS_IN.labels(stage=name).inc(len(events))
-            records = [source_record(event.message) for event in events]
-            await guard.run(name, events, partial(handle, records))
+    async def handler(records: list[SourceRecord]) -> None:
+        nonlocal waiting
+        if waiting:
+            await ready()
+            log.info("%s: windows and watchlists caught up, matching starts", name)
+            waiting = False
+        metrics.RECORDS_IN.labels(stage=name).inc(len(records))
+        await guard.run_batch(name, records, partial(handle, records))
 
-    app.agent(app.topic(topic, key_type=bytes, value_type=bytes), name=name, concurrency=1)(agent)
+    return install_batch_handler(
+        app, topic, handler, max_batch=max_batch, within=within_s,
+        on_failure=guard.source_failed(name),
+    )  # fmt: skip
 
 
 def install_agents(
@@ -197,12 +210,16 @@ def install_agents(
     *,
     max_batch: int,
     within_s: float,
-) -> None:
-    """The four agents, each on its input topic."""
+) -> BatchSource:
+    """The three record agents and the detections batch input, each on its topic.
+
+    Call before the app starts: the batch input replaces the app's consumer class.
+    """
     record_agent(app, guard, settings.topic_operations, "operations", handlers.operations)
-    batch_agent(
+    detections = batch_input(
         app, guard, settings.topic_detections, "detections", handlers.detections,
         max_batch=max_batch, within_s=within_s, ready=handlers.reference.wait_ready,
     )  # fmt: skip
     record_agent(app, guard, settings.topic_alerts, "alerts", handlers.alerts)
     record_agent(app, guard, settings.topic_adjudications, "adjudications", handlers.adjudications)
+    return detections

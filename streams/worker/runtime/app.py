@@ -16,7 +16,7 @@ from streams.worker.pseudonym import Pseudonymiser
 from streams.worker.runtime.agents import Handlers, install_agents
 from streams.worker.runtime.guard import AgentGuard
 from streams.worker.runtime.health import HealthServer
-from streams.worker.runtime.inputs import detections_ownership
+from streams.worker.runtime.inputs import DetectionsProgress, detections_ownership
 from streams.worker.runtime.outputs import StageWriter
 from streams.worker.runtime.reference_service import ReferenceService
 from streams.worker.runtime.tables import Changelogs, create_tables
@@ -118,7 +118,11 @@ def make_app(settings: Settings, options: WorkerOptions) -> faust.App:
 
 
 def make_reference(
-    app: faust.App, settings: Settings, options: WorkerOptions, codec: Codec
+    app: faust.App,
+    settings: Settings,
+    options: WorkerOptions,
+    codec: Codec,
+    progress: DetectionsProgress,
 ) -> ReferenceService:
     """The broadcast service holding every window and watchlist."""
     return ReferenceService(
@@ -129,6 +133,8 @@ def make_reference(
         ),
         purge_on_end=options.purge_on_end,
         ownership=detections_ownership(app, settings.topic_detections, settings.partitions),
+        behind=progress.behind,
+        max_hold_s=settings.watchlist_max_hold_s,
     )
 
 
@@ -155,12 +161,13 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
     options = options or WorkerOptions.from_settings(settings)
     app = make_app(settings, options)
     codec = Codec(max_payload_bytes=options.max_payload_bytes)
-    reference = make_reference(app, settings, options, codec)
+    progress = DetectionsProgress(app, settings.topic_detections, slack=options.max_batch)
+    reference = make_reference(app, settings, options, codec, progress)
     tables = create_tables(app, settings)
     writer = StageWriter(app, settings, codec, Changelogs(app, tables))
     ctx = detection_context(settings, options, codec, reference, tables[SITE_CLOCK_TABLE])
     guard = AgentGuard()
-    handlers = Handlers(writer, tables, codec, reference, ctx)
+    handlers = Handlers(writer, tables, codec, reference, ctx, progress)
     install_agents(
         app, settings, handlers, guard, max_batch=options.max_batch, within_s=options.batch_within_s
     )

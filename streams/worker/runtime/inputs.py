@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import faust
 from aiokafka import ConsumerRecord
@@ -59,3 +60,51 @@ def detections_ownership(app: faust.App, topic: str, partitions: int) -> Callabl
         return lambda site_id: partition_of(site_id, partitions) in owned
 
     return current
+
+
+class DetectionsProgress:
+    """How far this worker has processed each lfr.detections partition, and whether it is behind.
+
+    The retire grace must not run out while detections that may still need a
+    watchlist wait unprocessed (a restart's backlog, a replay, a slow worker):
+    :meth:`behind` tells the reference service to hold the grace. Processed
+    means the batch's outputs were acknowledged; before a partition's first
+    batch since assignment, Faust's committed offset stands in.
+    """
+
+    def __init__(self, app: faust.App, topic: str, slack: int) -> None:
+        self.app = app
+        self.topic = topic
+        self.slack = slack
+        """Records that may wait without counting as a backlog (about one batch)."""
+        self.next_offset: dict[int, int] = {}
+
+    def advance(self, records: Iterable[SourceRecord]) -> None:
+        """Note a batch whose outputs are on the broker."""
+        for record in records:
+            if record.offset >= self.next_offset.get(record.partition, -1):
+                self.next_offset[record.partition] = record.offset + 1
+
+    def behind(self) -> bool:
+        """True while an assigned partition has more than ``slack`` records not processed."""
+        try:
+            consumer: Any = self.app.consumer
+            assignment = consumer.assignment()
+        except ConsumerNotStarted:
+            return False  # nothing assigned: the grace clock already holds for that
+        for tp in assignment:
+            if tp.topic != self.topic:
+                continue
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001, S112 - revoked meanwhile or not fetched yet
+                continue
+            done = max(
+                self.next_offset.get(tp.partition, -1),
+                consumer._committed_offset.get(tp) or -1,
+            )
+            if highwater is not None and done >= 0 and highwater - done > self.slack:
+                return True
+            if highwater and done < 0:
+                return True  # records on the partition, nothing processed or committed yet
+        return False

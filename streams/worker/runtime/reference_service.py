@@ -34,7 +34,7 @@ from common.kafka_config import aiokafka_config
 from common.settings import Settings
 from schemas.codec import Codec
 from streams.worker import metrics
-from streams.worker.deletion import DeletionPolicy, GraceClock
+from streams.worker.deletion import MAX_PAUSE_S, DeletionPolicy, GraceClock
 from streams.worker.errors import WorkerError
 from streams.worker.reference import WATCHLIST, Owns, ReferenceData, read_entries, read_windows
 from streams.worker.runtime.inputs import source_record
@@ -59,6 +59,8 @@ class ReferenceService(Service):
         policy: DeletionPolicy,
         purge_on_end: bool = True,
         ownership: Callable[[], Owns | None] = lambda: None,
+        behind: Callable[[], bool] = lambda: False,
+        max_hold_s: float = MAX_PAUSE_S,
         clock: Callable[[], float] = time.monotonic,
         **kwargs: Any,
     ) -> None:
@@ -67,9 +69,10 @@ class ReferenceService(Service):
         self.codec = codec
         self.purge_on_end = purge_on_end
         self.ownership = ownership
+        self.behind = behind
         self.clock = clock
         self.reference = ReferenceData(policy)
-        self._grace_clock = GraceClock()
+        self._grace_clock = GraceClock(max_pause_s=max_hold_s)
         self._ready = asyncio.Event()
         self._round = asyncio.Event()
         # end offsets at the last sync() that found them applied: an unchanged
@@ -240,7 +243,9 @@ class ReferenceService(Service):
     def _sweep(self) -> None:
         before = self.reference.store.entry_count
         owns = self.ownership()
-        now = self._grace_clock.now(self.clock(), assigned=owns is not None)
+        # the grace holds while nothing is assigned or detections wait unprocessed
+        holding = owns is None or self.behind()
+        now = self._grace_clock.now(self.clock(), assigned=not holding)
         retired = self.reference.sweep(now, owns)
         deleted = before - self.reference.store.entry_count
         if deleted:

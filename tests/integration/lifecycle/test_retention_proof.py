@@ -59,6 +59,7 @@ LIMITS: dict[str, Any] = {
     "adjudication_hold_s": 3.0,
     "watchlist_purge_on_end": True,
     "watchlist_retire_grace_s": 2.0,
+    "watchlist_max_hold_s": 5.0,
 }
 
 

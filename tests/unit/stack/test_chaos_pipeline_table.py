@@ -42,6 +42,7 @@ def test_an_equal_report_has_no_differences() -> None:
 def test_each_differing_field_is_named_with_both_values() -> None:
     rows = [{"deployment_id": "A", "total_alerts": 15, "arrests": 3}]
     diffs = CHAOS.differences((rows, {"fixed": 90.0}), TRUTH)
+    assert diffs[0] == "total_alerts in all: 15 (truth 29)"
     assert "A.total_alerts: 15 (truth 24)" in diffs
     assert "B: missing" in diffs
     assert "time_to_locate differs" in diffs
