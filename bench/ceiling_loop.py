@@ -65,7 +65,7 @@ async def same_work_loop(settings: Settings, expected: int) -> dict[str, Any]:
         watchlist=reference.snapshot,
         high_water_of=lambda _site: None,
         pseudonymiser=Pseudonymiser(settings.require_pseudonym_key()),
-        decode=codec.decode,
+        decode=codec.decode_millis,
     )
     consumer = AIOKafkaConsumer(
         settings.topic_detections,

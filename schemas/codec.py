@@ -12,17 +12,20 @@ schema registry can use the Confluent framing instead (``00`` + 4-byte
 big-endian schema id + body), see :func:`encode_confluent`.
 
 Everything is parsed once per process: a decode is a dict lookup, one
-``schemaless_reader`` call and a trailing-bytes check.
+``schemaless_reader`` call and a trailing-bytes check. :meth:`Codec.decode_millis`
+leaves the top-level fields typed ``timestamp-millis`` (not in a union) as epoch
+milliseconds, the worker's unit, instead of building a datetime per field.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from typing import Any, NoReturn
 
-from fastavro import schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from schemas.errors import (
     BadMagicError,
@@ -45,6 +48,41 @@ DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
 """Payloads above this are rejected before parsing (a 512-d template is 1 KiB)."""
 
 _Reader = tuple[dict[str, Any], dict[str, Any] | None]
+_MillisReaders = tuple[dict[bytes, _Reader], tuple[str, ...]]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+DATETIME_MILLIS = (
+    (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _ONE_MS,
+    (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _ONE_MS,
+)
+"""The epoch milliseconds that :meth:`Codec.decode` can turn into a datetime (years 1-9999)."""
+
+
+def _parse(raw: dict[str, Any]) -> dict[str, Any]:
+    parsed = parse_schema(raw, named_schemas={})
+    if not isinstance(parsed, dict):
+        raise UnknownSchemaError("a record schema did not parse to a record")
+    return parsed
+
+
+def _without_timestamp_types(raw: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``raw`` with its top-level ``timestamp-millis`` fields as plain longs, and their names.
+
+    A field whose type is a union (a nullable instant) keeps its logical type.
+
+    Only the logical type goes: the parsing canonical form, hence the
+    fingerprint and the bytes read, is the same.
+    """
+    fields = []
+    names = []
+    for field in raw["fields"]:
+        kind = field["type"]
+        if isinstance(kind, dict) and kind.get("logicalType") == "timestamp-millis":
+            field = {**field, "type": {"type": kind["type"]}}
+            names.append(field["name"])
+        fields.append(field)
+    return {**raw, "fields": fields}, tuple(names)
 
 
 def _describe(exc: BaseException) -> str:
@@ -75,6 +113,8 @@ class Codec:
         self._writers = {}
         self._default_writers: dict[str, tuple[bytes, dict[str, Any], RecordCheck]] = {}
         self._readers: dict[str, dict[bytes, _Reader]] = {}
+        self._millis_readers: dict[str, _MillisReaders] = {}
+        self._targets: dict[str, SchemaVersion] = {}
         self._fingerprint_owner: dict[bytes, str] = {}
         for name, versions in self.schemas.versions.items():
             target = self.schemas.version(name, pinned[name]) if name in pinned else versions[-1]
@@ -91,6 +131,7 @@ class Codec:
             self._writers[(name, None)] = self._writers[(name, target.version)]
             self._default_writers[name] = self._writers[(name, None)]
             self._readers[name] = readers
+            self._targets[name] = target
 
     @staticmethod
     def _check_for(version: SchemaVersion) -> RecordCheck:
@@ -128,6 +169,44 @@ class Codec:
 
     def decode(self, name: str, data: bytes) -> dict[str, Any]:
         """Decode single-object bytes of record ``name`` and resolve them to the current schema."""
+        return self._decode(name, data, self._readers.get(name))
+
+    def decode_millis(self, name: str, data: bytes) -> dict[str, Any]:
+        """:meth:`decode`, with top-level ``timestamp-millis`` fields as ``int`` epoch milliseconds.
+
+        Same verdicts and errors as :meth:`decode`: a value that :meth:`decode`
+        cannot make a datetime of is decoded again by it, to raise its error.
+        """
+        millis = self._millis_readers.get(name)
+        if millis is None:
+            millis = self._millis_readers_of(name)
+        readers, fields = millis
+        record = self._decode(name, data, readers)
+        low, high = DATETIME_MILLIS
+        for field in fields:
+            value = record[field]
+            if not low <= value <= high:
+                return self.decode(name, data)
+        return record
+
+    def _millis_readers_of(self, name: str) -> _MillisReaders:
+        if name not in self._readers:
+            raise UnknownSchemaError(f"unknown record schema {name!r}")
+        target = self._targets[name]
+        plain_target, fields = _without_timestamp_types(target.raw)
+        readers: dict[bytes, _Reader] = {}
+        for version in self.schemas.versions[name]:
+            plain, _ = _without_timestamp_types(version.raw)
+            readers[version.fingerprint] = (
+                _parse(plain),
+                None if version.canonical_form == target.canonical_form else _parse(plain_target),
+            )
+        self._millis_readers[name] = (readers, fields)
+        return readers, fields
+
+    def _decode(
+        self, name: str, data: bytes, readers: dict[bytes, _Reader] | None
+    ) -> dict[str, Any]:
         # the hot path of every worker: checks are ordered cheapest first, no copies
         if type(data) is not bytes:
             data = bytes(data)
@@ -138,7 +217,6 @@ class Codec:
             raise TruncatedError(f"{size} bytes is shorter than the framing header")
         if data[0] != 0xC3 or data[1] != 0x01:
             raise BadMagicError(f"not single-object encoded (starts {data[:2].hex()})")
-        readers = self._readers.get(name)
         if readers is None:
             raise UnknownSchemaError(f"unknown record schema {name!r}")
         reader = readers.get(data[2:HEADER_SIZE])
@@ -243,3 +321,8 @@ def decode(name: str, data: bytes) -> dict[str, Any]:
     Raises only :class:`schemas.errors.DecodeError` subclasses for bad bytes.
     """
     return (_shared or shared_codec()).decode(name, data)
+
+
+def decode_millis(name: str, data: bytes) -> dict[str, Any]:
+    """:func:`decode` with top-level timestamps as epoch milliseconds (see :class:`Codec`)."""
+    return (_shared or shared_codec()).decode_millis(name, data)

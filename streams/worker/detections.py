@@ -1,8 +1,9 @@
 """The detections stage as a pure function of one batch.
 
-decode -> validate -> gate -> one matrix product per watchlist -> Scan and
-Alert records, plus dead letters. The Faust agent is a thin loop around
-:func:`process_batch`; everything here runs without a broker.
+admit (decode, batch validation: :data:`DETECTIONS`) -> gate -> one matrix
+product per watchlist -> Scan and Alert records, plus dead letters. The
+Faust agent is a thin loop around :func:`process_batch`; everything here runs
+without a broker.
 
 Matching is event time throughout: each face is compared with the watchlist
 rows valid when it was captured, and a gated-in face whose watchlist was
@@ -24,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from schemas.batch_validation import check_detections
-from schemas.codec import decode as shared_decode
-from schemas.errors import SchemaError
+from schemas.codec import decode_millis
+from schemas.errors import UndecodableError
 from schemas.templates import WIRE_DTYPE
+from streams.topics import BY_SHORT
 from streams.worker.errors import DimensionMismatchError, UnknownSiteError, UnknownWatchlistError
 from streams.worker.gating import GateReason, gate
 from streams.worker.instants import to_millis
@@ -34,17 +36,23 @@ from streams.worker.matching import match_batch
 from streams.worker.pseudonym import Pseudonymiser
 from streams.worker.records import build_alert, build_scan
 from streams.worker.snapshot import WatchlistSnapshot, normalise
-from streams.worker.source import SourceRecord, reject
+from streams.worker.source import Input, KeyRule, SourceRecord, admit_batch, reject
 from streams.worker.stage import ALERTS, SCANS, Output, StageResult, TableChange
 from streams.worker.windows import OperationWindow
 
 STAGE = "worker.detections"
 SITE_CLOCK_TABLE = "site_clock"
 """The table of the newest captured_at per site (allowed lateness), keyed by site_id bytes."""
-
-
-class _NullValue(SchemaError):
-    reason = "undecodable"
+DETECTIONS = Input(
+    BY_SHORT["detections"],
+    STAGE,
+    key=KeyRule.ANY,
+    validate=False,
+    batch_check=check_detections,
+    null_value=UndecodableError,
+)
+"""Detections are validated a batch at a time (one matrix for the templates); a record's
+key is not checked (the partitioner routes by it), and a null value is undecodable."""
 
 
 @dataclass(slots=True)
@@ -88,54 +96,25 @@ class DetectionContext:
     is_deleted: Callable[[str], bool] = lambda _watchlist_id: False
     deleted_by: Callable[[str], str | None] = lambda _watchlist_id: None
     """The rule that deleted a watchlist (see :class:`streams.worker.deletion.DeletionRule`)."""
-    decode: Callable[[str, bytes], dict[str, Any]] = shared_decode
+    decode: Callable[[str, bytes], dict[str, Any]] = decode_millis
+    """Decodes with timestamps as epoch milliseconds, the unit gating compares."""
 
 
 def process_batch(records: Iterable[SourceRecord], ctx: DetectionContext) -> BatchResult:
     """Gate and match one batch of lfr.detections records (see the module doc)."""
     result = BatchResult()
-    batch = list(records)
+    admitted, result.dead_letters = admit_batch(records, DETECTIONS, ctx.decode)
     passed: dict[str, list[_Passed]] = {}
     site_windows: dict[str, list[OperationWindow]] = {}
-    for record, event in zip(batch, _decode_and_check(batch, ctx), strict=True):
-        if isinstance(event, SchemaError):
-            result.dead_letters.append(reject(record, event, STAGE, biometric=True))
-            continue
-        item = _gate_one(record, event, ctx, result, site_windows)
-        if item is not None:
-            passed.setdefault(item.window.watchlist_id, []).append(item)
+    for item in admitted:
+        event = item.value
+        assert event is not None  # noqa: S101 -- DETECTIONS admits no tombstones
+        passing = _gate_one(item.record, event, ctx, result, site_windows)
+        if passing is not None:
+            passed.setdefault(passing.window.watchlist_id, []).append(passing)
     for watchlist_id in sorted(passed):
         _match_group(watchlist_id, passed[watchlist_id], ctx, result)
     return result
-
-
-def _decode_and_check(
-    batch: list[SourceRecord], ctx: DetectionContext
-) -> list[dict[str, Any] | SchemaError]:
-    """Each record's DetectionEvent, or the error that rejects it.
-
-    Decoding is per record; the semantic rules run once for the whole batch
-    (:func:`check_detections`: one matrix for the templates), with the same
-    verdicts and errors as validating each record on its own.
-    """
-    events: list[dict[str, Any] | SchemaError] = []
-    decoded: list[dict[str, Any]] = []
-    positions: list[int] = []
-    for record in batch:
-        try:
-            if record.value is None:
-                raise _NullValue("a detection with a null value")
-            event = ctx.decode("DetectionEvent", record.value)
-        except SchemaError as exc:
-            events.append(exc)
-            continue
-        positions.append(len(events))
-        decoded.append(event)
-        events.append(event)
-    for i, error in zip(positions, check_detections(decoded), strict=True):
-        if error is not None:
-            events[i] = error
-    return events
 
 
 def _gate_one(

@@ -65,16 +65,21 @@ def build_snapshot(
     watchlist_id: str,
     version: int,
     subject_ids: Sequence[str],
-    templates: Sequence[np.ndarray],
+    templates: Sequence[np.ndarray] | np.ndarray,
     categories: Sequence[str],
     wanted_since_ms: Sequence[int],
     models: Sequence[str],
     updated_at_ms: Sequence[int],
     removed_at_ms: Sequence[int | None],
 ) -> WatchlistSnapshot:
-    """A snapshot of rows given in subject-id order (parallel sequences)."""
-    if templates:
-        matrix = np.ascontiguousarray(np.stack(templates), dtype=np.float32)
+    """A snapshot of rows given in subject-id order (parallel sequences).
+
+    A (n, d) float32 C-contiguous ``templates`` array becomes the snapshot's
+    matrix as it is, without a copy (the watchlist store passes its own).
+    """
+    if len(templates):
+        stacked = templates if isinstance(templates, np.ndarray) else np.stack(templates)
+        matrix = np.ascontiguousarray(stacked, dtype=np.float32)
         dimension: int | None = int(matrix.shape[1])
         model: str | None = models[0]
     else:

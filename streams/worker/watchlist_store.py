@@ -16,6 +16,11 @@ lfr.operations and lfr.detections interleave (a replay, a catch-up):
   its entries until deleted: gating already limits its detections to the
   windows' [starts_at, ends_at).
 
+Each watchlist keeps its templates in ONE float32 matrix (:class:`_Rows`):
+an entry is a row of it, a snapshot's matrix is that matrix itself (sorted
+by subject id when the snapshot is built), so a template is held once. A
+deleted or replaced row is zeroed at once.
+
 Physical deletion (templates zeroed, dropped) happens in :meth:`sweep`, when
 the caller's policy says so. Once a retirement is carried out, entries
 written before it (``updated_at`` not after the closing window's) are never
@@ -24,6 +29,7 @@ held again; a rebuild for a new deployment carries a newer ``updated_at``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +51,8 @@ DueCheck = Callable[[str, "int | None", float], "DeletionRule | None"]
 
 @dataclass(slots=True)
 class _Entry:
-    template: np.ndarray
+    row: int
+    """The entry's row of its watchlist's matrix."""
     category: str
     wanted_since_ms: int
     template_model: str
@@ -54,11 +61,88 @@ class _Entry:
     removal_learnt_s: float = 0.0
 
 
+_MIN_ROWS = 16
+
+
+@dataclass(slots=True)
+class _Rows:
+    """One watchlist's templates: rows of one growable float32 matrix, freed rows zeroed."""
+
+    matrix: np.ndarray | None = None
+    used: int = 0
+    """Rows handed out so far (free or not); rows past it were never written."""
+    free: list[int] = field(default_factory=list)
+
+    @property
+    def dimension(self) -> int | None:
+        return None if self.matrix is None else int(self.matrix.shape[1])
+
+    def put(self, template: np.ndarray) -> int:
+        """Copy ``template`` into a free row; its index."""
+        if self.matrix is not None and self.matrix.shape[1] != template.shape[0]:
+            # only when every row is free (the store checks dimensions against held entries)
+            self.clear_all()
+        if self.free:
+            row = self.free.pop()
+        else:
+            if self.matrix is None or self.used == self.matrix.shape[0]:
+                self._grow(template.shape[0])
+            row = self.used
+            self.used += 1
+        assert self.matrix is not None  # noqa: S101 -- allocated above
+        self.matrix[row] = template
+        return row
+
+    def release(self, row: int) -> None:
+        """Zero ``row`` and let a later template take it."""
+        assert self.matrix is not None  # noqa: S101 -- a row was handed out
+        self.matrix[row].fill(0.0)
+        self.free.append(row)
+
+    def clear_all(self) -> None:
+        """Zero and drop the matrix."""
+        if self.matrix is not None:
+            self.matrix.fill(0.0)
+        self.matrix, self.used, self.free = None, 0, []
+
+    def compact(self, rows: list[int]) -> np.ndarray:
+        """Make ``rows``, in this order, the whole matrix (rows 0..n-1); return it.
+
+        Nothing moves when they already are; otherwise they go to a new matrix of
+        exactly n rows and the old one is zeroed, so no copy outlives this call.
+        """
+        n = len(rows)
+        if self.matrix is None or n == 0:
+            self.clear_all()
+            return np.zeros((0, 0), dtype=np.float32)
+        if self.matrix.shape[0] == n and rows == list(range(n)):
+            return self.matrix
+        compacted = np.empty((n, self.matrix.shape[1]), dtype=np.float32)
+        np.take(self.matrix, np.asarray(rows, dtype=np.intp), axis=0, out=compacted)
+        self.matrix.fill(0.0)
+        self.matrix, self.used, self.free = compacted, n, []
+        return compacted
+
+    def _grow(self, dimension: int) -> None:
+        held = 0 if self.matrix is None else self.matrix.shape[0]
+        grown = np.zeros((max(_MIN_ROWS, held + held // 2), dimension), dtype=np.float32)
+        if self.matrix is not None:
+            grown[:held] = self.matrix
+            self.matrix.fill(0.0)
+        self.matrix = grown
+
+
 @dataclass(slots=True)
 class _Watchlist:
     entries: dict[str, _Entry] = field(default_factory=dict)
+    rows: _Rows = field(default_factory=_Rows)
     version: int = 0
     snapshot: WatchlistSnapshot | None = None
+
+    def template(self, subject_id: str) -> np.ndarray:
+        """The held template of ``subject_id`` (a view of the watchlist's matrix)."""
+        assert self.rows.matrix is not None  # noqa: S101 -- an entry holds a row
+        return self.rows.matrix[self.entries[subject_id].row]
 
 
 def split_key(key: str) -> tuple[str, str]:
@@ -118,13 +202,16 @@ class WatchlistStore:
         self._check_compatible(watchlist, subject_id, template, record["template_model"])
         previous = watchlist.entries.get(subject_id)
         if previous is not None:
-            previous.template.fill(0.0)
+            watchlist.rows.release(previous.row)
             self._removed.get(watchlist_id, set()).discard(subject_id)
+        row = watchlist.rows.put(template)
+        template.fill(0.0)  # the matrix row is the one copy kept
         watchlist.entries[subject_id] = _Entry(
-            template=template,
-            category=record["category"],
+            row=row,
+            # a handful of distinct values over hundreds of thousands of entries: share them
+            category=sys.intern(record["category"]),
             wanted_since_ms=to_millis(record["wanted_since"]),
-            template_model=record["template_model"],
+            template_model=sys.intern(record["template_model"]),
             updated_at_ms=updated_at_ms,
         )
         self._touch(watchlist, updated_at_ms)
@@ -190,11 +277,15 @@ class WatchlistStore:
         if watchlist.snapshot is None:
             entries = watchlist.entries
             subjects = sorted(entries)
+            # the snapshot's matrix is the store's own, its rows put in subject order
+            matrix = watchlist.rows.compact([entries[s].row for s in subjects])
+            for row, subject_id in enumerate(subjects):
+                entries[subject_id].row = row
             watchlist.snapshot = build_snapshot(
                 watchlist_id,
                 watchlist.version,
                 subjects,
-                [entries[s].template for s in subjects],
+                matrix,
                 [entries[s].category for s in subjects],
                 [entries[s].wanted_since_ms for s in subjects],
                 [entries[s].template_model for s in subjects],
@@ -239,10 +330,10 @@ class WatchlistStore:
         sample = next((e for s, e in watchlist.entries.items() if s != subject_id), None)
         if sample is None:
             return
-        if sample.template.shape != template.shape:
+        if watchlist.rows.dimension != template.shape[0]:
             raise DimensionMismatchError(
                 f"template of dimension {template.shape[0]} in a watchlist of "
-                f"dimension {sample.template.shape[0]}"
+                f"dimension {watchlist.rows.dimension}"
             )
         if sample.template_model != model:
             raise DimensionMismatchError("template model differs from the watchlist's")
@@ -279,12 +370,13 @@ class WatchlistStore:
         watchlist = self._lists[watchlist_id]
         removed = self._removed.get(watchlist_id, set())
         for subject_id in subject_ids:
-            watchlist.entries.pop(subject_id).template.fill(0.0)
+            watchlist.rows.release(watchlist.entries.pop(subject_id).row)
             removed.discard(subject_id)
         if not removed:
             self._removed.pop(watchlist_id, None)
         _invalidate(watchlist)
         if not watchlist.entries:
+            watchlist.rows.clear_all()
             del self._lists[watchlist_id]
 
     @staticmethod
@@ -294,11 +386,11 @@ class WatchlistStore:
 
 
 def _invalidate(watchlist: _Watchlist) -> None:
-    """Drop the snapshot, overwriting its matrix: the only other copy of the templates.
+    """Drop the snapshot; the next one is built on demand.
 
-    Safe because a snapshot is only used inside one synchronous batch, and
-    the store changes between batches.
+    Its matrix is the watchlist's own (deleted rows are already zeroed), so
+    the store must not change during a batch that uses it: a snapshot is
+    only used inside one synchronous batch, and the store changes between
+    batches.
     """
-    if watchlist.snapshot is not None:
-        watchlist.snapshot.matrix.fill(0.0)
-        watchlist.snapshot = None
+    watchlist.snapshot = None

@@ -152,7 +152,7 @@ def detection_context(
         allowed_lateness_ms=options.allowed_lateness_ms,
         is_deleted=view.is_deleted,
         deleted_by=view.deleted_by,
-        decode=codec.decode,
+        decode=codec.decode_millis,
     )
 
 

@@ -138,7 +138,7 @@ def owns_all(_site: str) -> bool:
 
 def test_deleted_once_the_stream_passes_the_end_at_every_owned_site() -> None:
     ref = deployed()
-    live = ref.store._lists["W1"].entries["p0"].template
+    live = ref.store._lists["W1"].template("p0")
     ref.observe({"S1": END_MS - 1})
     assert ref.sweep(100.0, owns_all) == [] and ref.snapshot("W1") is not None
     ref.observe({"S1": END_MS})
@@ -244,7 +244,7 @@ def test_removed_entries_are_deleted_when_the_stream_passes_their_removal() -> N
     apply(ref, setup_steps())
     removed = T0 + timedelta(hours=1)
     ref.apply_entry("W1:p1", watchlist_record("p1", None, updated_at=removed), 50.0)
-    live = ref.store._lists["W1"].entries["p1"].template
+    live = ref.store._lists["W1"].template("p1")
     removed_ms = T0_MS + 3600 * MS
     ref.observe({"S1": removed_ms - 1})
     ref.sweep(50.0, owns_all)

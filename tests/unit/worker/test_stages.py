@@ -7,12 +7,18 @@ stands where the Faust runtime produces outputs and writes tables.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from schemas.batch_validation import check_detections
 from schemas.codec import encode
+from schemas.deadletter import reason_for
+from schemas.errors import SchemaError
+from schemas.templates import template_to_bytes
+from schemas.validation import validate
 from streams.worker.adjudications import (
     ADJUDICATIONS,
     PENDING_TABLE,
@@ -22,17 +28,19 @@ from streams.worker.adjudications import (
 )
 from streams.worker.deletion import DeletionPolicy
 from streams.worker.detections import (
+    DETECTIONS,
     SITE_CLOCK_TABLE,
     DetectionContext,
     process_batch,
     stage_result,
 )
+from streams.worker.errors import WorkerError
 from streams.worker.expiry import ALERTS_TABLE, OUTCOME_AT, STORED_AT, AlertExpiry, expire_alerts
 from streams.worker.instants import to_millis
 from streams.worker.pseudonym import Pseudonymiser
 from streams.worker.reference import ReferenceData, read_entries, read_windows
 from streams.worker.snapshot import NEVER
-from streams.worker.source import Input, KeyRule, admit, admit_batch
+from streams.worker.source import Input, KeyRule, SourceRecord, admit, admit_batch
 from streams.worker.windows import OPERATIONS, WINDOWS_TABLE, apply_operations, site_from_state
 
 from .conftest import T0, detection, unit, watchlist_record, window_record
@@ -88,6 +96,76 @@ def test_tombstones_pass_only_where_the_input_admits_them() -> None:
     strict = Input(OPERATIONS.topic, "worker.test", key=KeyRule.ANY)
     _, letters = admit_batch([tombstone], strict)
     assert [letter["reason"] for letter in letters] == ["invalid"]
+
+
+def outcomes(records: list[Any], spec: Input) -> list[Any]:
+    """Each record's verdict when admitted on its own: its value, or its dead letter's reason."""
+    verdicts: list[Any] = []
+    for item in records:
+        try:
+            verdicts.append(admit(item, spec).value)
+        except (SchemaError, WorkerError) as exc:
+            verdicts.append(reason_for(exc))
+    return verdicts
+
+
+def batch_outcomes(records: list[Any], spec: Input) -> list[Any]:
+    """The same verdicts from one ``admit_batch`` call; dead letters come in record order."""
+    numbered = [dataclasses.replace(item, offset=i) for i, item in enumerate(records)]
+    admitted, letters = admit_batch(numbered, spec)
+    by_offset = {a.record.offset: a.value for a in admitted}
+    by_offset.update({letter["source_offset"]: letter["reason"] for letter in letters})
+    offsets = [letter["source_offset"] for letter in letters]
+    assert offsets == sorted(offsets)
+    return [by_offset[i] for i in range(len(records))]
+
+
+def test_detections_are_admitted_with_one_batch_check_and_the_verdicts_of_validate() -> None:
+    good = detection(unit(1))
+    records = [
+        good,
+        detection(unit(2), template=template_to_bytes(unit(3) * 2)),  # not a unit vector
+        SourceRecord("lfr.detections", 0, 10**8, b"S1", None, 1),  # null: undecodable
+        SourceRecord("lfr.detections", 0, 10**8 + 1, None, good.value, 1),  # no key: fine
+        record("lfr.detections", "S1", b"\xc3\x01junk"),
+        detection(unit(4), at=T0 + timedelta(days=10**4)),  # captured far in the future
+        detection(unit(5), event_id=" "),
+    ]
+    calls: list[int] = []
+
+    def counted(values: Any) -> Any:
+        calls.append(len(values))
+        return check_detections(values)
+
+    verdicts = batch_outcomes(records, dataclasses.replace(DETECTIONS, batch_check=counted))
+    assert calls == [5]  # one call for the five records that decode
+    expected = outcomes(records, DETECTIONS)
+    assert verdicts == expected
+    assert [v if isinstance(v, str) else "ok" for v in verdicts] == [
+        "ok", "invalid", "undecodable", "ok", "undecodable", "invalid", "invalid"
+    ]  # fmt: skip
+
+
+def test_a_batch_check_keeps_the_key_rule_and_the_order_of_dead_letters() -> None:
+    records = [
+        operation(), operation(key="S2"), operation(key=None),
+        record("lfr.operations", "S1", b"\xc3\x01junk"),
+        record("lfr.operations", "S1", encode("Scan", SCAN)),
+        operation(match_threshold=1.5), record("lfr.operations", "S1", None),
+    ]  # fmt: skip
+
+    def one_by_one(values: Any) -> list[SchemaError | None]:
+        errors: list[SchemaError | None] = []
+        for value in values:
+            try:
+                validate("OperationWindow", value)
+                errors.append(None)
+            except SchemaError as exc:
+                errors.append(exc)
+        return errors
+
+    batched = dataclasses.replace(OPERATIONS, validate=False, batch_check=one_by_one)
+    assert batch_outcomes(records, batched) == outcomes(records, OPERATIONS)
 
 
 def test_a_biometric_input_dead_letters_no_payload_and_no_subject() -> None:
