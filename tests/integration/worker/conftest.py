@@ -33,14 +33,7 @@ TABLES = ("windows", "site_clock", "alerts", "pending_adjudications")
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """``LFR_*`` variables that reproduce ``settings`` in a subprocess."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[f"LFR_{name.upper()}"] = str(value)
-    return env
+    return settings.to_env()
 
 
 class WorkerHarness:
