@@ -34,13 +34,13 @@ from typing import Any
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from worker_bench import (
     cleanup,
     reference_producer,
     scan_timestamps,
     send_reference,
     settings_for,
+    stamp_on_append,
     start_worker,
     stop_worker,
     unit_rows,
@@ -55,17 +55,6 @@ from streams.topics import create_topics
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "worker_latency.json"
 HIT_EVERY = 50
-
-
-def append_time(settings: Settings, topic: str) -> None:
-    """The broker stamps each record of ``topic`` when it is written."""
-    admin = KafkaAdminClient(**settings.kafka_python_config())
-    try:
-        admin.alter_configs([ConfigResource(
-            ConfigResourceType.TOPIC, topic, configs={"message.timestamp.type": "LogAppendTime"},
-        )])  # fmt: skip
-    finally:
-        admin.close()
 
 
 def publish_reference_now(settings: Settings, watchlist: np.ndarray, lists: int = 1) -> None:
@@ -212,8 +201,8 @@ def latency(
     tag = uuid.uuid4().hex[:8]
     settings = settings_for(tag).model_copy(update={"clickhouse_database": f"lfr_bench_{tag}"})
     create_topics(settings)
-    append_time(settings, settings.topic_alerts)
-    append_time(settings, settings.topic_scans)
+    stamp_on_append(settings, settings.topic_alerts)
+    stamp_on_append(settings, settings.topic_scans)
     watchlist = unit_rows(np.random.default_rng(1), watchlist_size)
     publish_reference_now(settings, watchlist)
     publisher = Publisher(settings, watchlist)
@@ -274,7 +263,7 @@ def memory(watchlist_size: int, lists: int = 1) -> dict[str, Any]:
     """The worker's RSS once it holds ``lists`` watchlists of ``watchlist_size`` x 512."""
     settings = settings_for(uuid.uuid4().hex[:8])
     create_topics(settings)
-    append_time(settings, settings.topic_scans)
+    stamp_on_append(settings, settings.topic_scans)
     watchlist = unit_rows(np.random.default_rng(1), watchlist_size)
     publish_reference_now(settings, watchlist, lists)
     # faces at every site, so that every watchlist's matrix is built and used

@@ -314,17 +314,18 @@ async def raw_consume(settings: Settings, expected: int) -> dict[str, Any]:
     return {"records": count, "seconds": seconds, "per_second": count / seconds}
 
 
-def stamp_scans_on_append(settings: Settings) -> None:
-    """Make the broker stamp each Scan when it is written: the worker's output rate."""
+def stamp_on_append(settings: Settings, topic: str) -> None:
+    """Make the broker stamp each record of ``topic`` when written (the worker's output rate)."""
     from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource, ConfigResourceType
 
     admin = KafkaAdminClient(**settings.kafka_python_config())
     try:
+        # kafka-python 3.0.12 checks keys against the topic's dynamic configs,
+        # which list only those already set: a valid first setting is "unknown"
         admin.alter_configs([ConfigResource(
-            ConfigResourceType.TOPIC, settings.topic_scans,
-            configs={"message.timestamp.type": "LogAppendTime"},
-        )])  # fmt: skip
+            ConfigResourceType.TOPIC, topic, configs={"message.timestamp.type": "LogAppendTime"},
+        )], raise_on_unknown=False)  # fmt: skip
     finally:
         admin.close()
 
@@ -333,7 +334,7 @@ def scenario(watchlist_size: int, detections: int, hits: int) -> tuple[Settings,
     """Fresh topics holding the window, the watchlist and the detections."""
     settings = settings_for(uuid.uuid4().hex[:8])
     create_topics(settings)
-    stamp_scans_on_append(settings)
+    stamp_on_append(settings, settings.topic_scans)
     watchlist = unit_rows(np.random.default_rng(1), watchlist_size)
     publish(settings, watchlist, detections, hits)
     return settings, watchlist
@@ -364,7 +365,7 @@ def baseline_worker(settings: Settings, detections: int, name: str) -> dict[str,
         "state_dir": Path(tempfile.mkdtemp(prefix="lfr-bench-base-")),
     })  # fmt: skip
     create_topics(other)
-    stamp_scans_on_append(other)
+    stamp_on_append(other, other.topic_scans)
     result = run_worker(other, detections, f"{name}-baseline", Path(BASELINE_ROOT))
     result["root"] = BASELINE_ROOT
     return result
