@@ -3,8 +3,10 @@
 - ``LFR_TEST_POISON``: the detections stage raises ``RuntimeError`` for any
   batch holding a detection whose encoded record contains it (its event id),
   ``LFR_TEST_POISON_TIMES`` times in this process. The record decodes fine:
-  the failure is inside processing, where Faust acknowledges the record
-  anyway. ``LFR_TEST_RETRY_LIMIT_S`` shortens the guard's retry bound.
+  the failure is inside processing, after the batch source handed the batch
+  over and before anything acknowledges it (Faust's own agents would
+  acknowledge a failed record; the guard and the source must not).
+  ``LFR_TEST_RETRY_LIMIT_S`` shortens the guard's retry bound.
 - ``LFR_TEST_FORGET_CHANGELOGS``: before every table write the producer's
   cluster metadata loses the table's changelog topic, as after a metadata
   refresh taken while the broker reported the topic in error.
