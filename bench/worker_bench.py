@@ -399,27 +399,43 @@ def baseline_ceiling(settings: Settings, detections: int) -> dict[str, Any] | No
     return result
 
 
+def side_by_side(settings: Settings, detections: int, part: str) -> dict[str, Any]:
+    """The worker and the same-work loop, each from the baseline checkout first when one is set.
+
+    The baseline goes first: a machine growing quieter would favour the branch.
+    The result holds ``worker`` and ``aiokafka_same_work``, their ratio, and
+    ``baseline_worker`` / ``baseline_aiokafka_same_work`` when a baseline ran.
+    """
+    baseline = baseline_worker(settings, detections, part)
+    worker = run_worker(settings, detections, part)
+    base_ceiling = baseline_ceiling(settings, detections)
+    ceiling = asyncio.run(same_work_loop(settings, detections))
+    result: dict[str, Any] = {
+        "worker": worker, "aiokafka_same_work": ceiling,
+        "ratio_worker_to_same_work": worker["per_second"] / ceiling["per_second"],
+    }  # fmt: skip
+    if baseline is not None:
+        result["baseline_worker"] = baseline
+        result["ratio_baseline_to_same_work"] = baseline["per_second"] / ceiling["per_second"]
+    if base_ceiling is not None:
+        result["baseline_aiokafka_same_work"] = base_ceiling
+    return result
+
+
 def big_watchlist(detections: int) -> dict[str, Any]:
     """16,000 x 512: the worker beside the same work in aiokafka and a bare matmul."""
     settings, watchlist = scenario(16_000, detections, hits=200)
     try:
-        # the baseline first: a machine growing quieter would favour the branch
-        baseline = baseline_worker(settings, detections, "big")
-        worker = run_worker(settings, detections, "big")
-        base_ceiling = baseline_ceiling(settings, detections)
-        ceiling = asyncio.run(same_work_loop(settings, detections))
+        result = side_by_side(settings, detections, "big")
     finally:
         cleanup(settings)
     matmul = bare_matmul(watchlist)
-    rate, same, bare = worker["per_second"], ceiling["per_second"], matmul["per_second"]
-    result = {"worker": worker, "aiokafka_same_work": ceiling, "bare_numpy_matmul": matmul,
-              "ratio_worker_to_matmul": rate / bare, "ratio_same_work_to_matmul": same / bare,
-              "ratio_worker_to_same_work": rate / same}  # fmt: skip
-    if baseline is not None:
-        result["baseline_worker"] = baseline
-        result["ratio_baseline_to_matmul"] = baseline["per_second"] / matmul["per_second"]
-    if base_ceiling is not None:
-        result["baseline_aiokafka_same_work"] = base_ceiling
+    bare = matmul["per_second"]
+    result["bare_numpy_matmul"] = matmul
+    result["ratio_worker_to_matmul"] = result["worker"]["per_second"] / bare
+    result["ratio_same_work_to_matmul"] = result["aiokafka_same_work"]["per_second"] / bare
+    if "baseline_worker" in result:
+        result["ratio_baseline_to_matmul"] = result["baseline_worker"]["per_second"] / bare
     return result
 
 
@@ -427,21 +443,12 @@ def small_watchlist(detections: int) -> dict[str, Any]:
     """10 entries: the worker beside the same work in plain aiokafka and a bare consume loop."""
     settings, _ = scenario(10, detections, hits=100)
     try:
-        baseline = baseline_worker(settings, detections, "small")
-        worker = run_worker(settings, detections, "small")
-        base_ceiling = baseline_ceiling(settings, detections)
-        ceiling = asyncio.run(same_work_loop(settings, detections))
+        result = side_by_side(settings, detections, "small")
         raw = asyncio.run(raw_consume(settings, detections))
     finally:
         cleanup(settings)
-    result = {"worker": worker, "aiokafka_same_work": ceiling, "raw_aiokafka_consume": raw,
-              "ratio_worker_to_same_work": worker["per_second"] / ceiling["per_second"],
-              "ratio_worker_to_raw_consume": worker["per_second"] / raw["per_second"]}  # fmt: skip
-    if baseline is not None:
-        result["baseline_worker"] = baseline
-        result["ratio_baseline_to_same_work"] = baseline["per_second"] / ceiling["per_second"]
-    if base_ceiling is not None:
-        result["baseline_aiokafka_same_work"] = base_ceiling
+    result["raw_aiokafka_consume"] = raw
+    result["ratio_worker_to_raw_consume"] = result["worker"]["per_second"] / raw["per_second"]
     return result
 
 
