@@ -90,27 +90,24 @@ class StreamClock:
         return self.newest.get(site_id)
 
 
-MAX_PAUSE_S = 3600.0
-"""Default longest total time the grace clock stands still (``LFR_WATCHLIST_MAX_HOLD_S``)."""
-
-
 @dataclass(slots=True)
 class GraceClock:
     """Wall clock for the grace that stands still while the worker owns nothing or is behind."""
 
-    max_pause_s: float = MAX_PAUSE_S
+    max_pause_s: float
+    """Longest total time the clock stands still (``LFR_WATCHLIST_MAX_HOLD_S``)."""
     paused_s: float = 0.0
     since_s: float | None = None
 
-    def now(self, wall_s: float, assigned: bool) -> float:
+    def now(self, wall_s: float, running: bool) -> float:
         """The grace clock's reading at wall-clock ``wall_s``.
 
-        ``assigned`` False (no partitions, or a backlog on one) holds the clock.
+        ``running`` False (no partitions, or a backlog on one) holds the clock.
         """
-        if assigned and self.since_s is not None:
+        if running and self.since_s is not None:
             self.paused_s += wall_s - self.since_s
             self.since_s = None
-        elif not assigned and self.since_s is None:
+        elif not running and self.since_s is None:
             self.since_s = wall_s
         pending = 0.0 if self.since_s is None else wall_s - self.since_s
         return wall_s - min(self.paused_s + pending, self.max_pause_s)

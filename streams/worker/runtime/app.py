@@ -134,7 +134,6 @@ def make_reference(
         purge_on_end=options.purge_on_end,
         ownership=detections_ownership(app, settings.topic_detections, settings.partitions),
         behind=progress.behind,
-        max_hold_s=settings.watchlist_max_hold_s,
     )
 
 

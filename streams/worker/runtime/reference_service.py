@@ -34,7 +34,7 @@ from common.kafka_config import aiokafka_config
 from common.settings import Settings
 from schemas.codec import Codec
 from streams.worker import metrics
-from streams.worker.deletion import MAX_PAUSE_S, DeletionPolicy, GraceClock
+from streams.worker.deletion import DeletionPolicy, GraceClock
 from streams.worker.errors import WorkerError
 from streams.worker.reference import WATCHLIST, Owns, ReferenceData, read_entries, read_windows
 from streams.worker.runtime.inputs import source_record
@@ -60,7 +60,6 @@ class ReferenceService(Service):
         purge_on_end: bool = True,
         ownership: Callable[[], Owns | None] = lambda: None,
         behind: Callable[[], bool] = lambda: False,
-        max_hold_s: float = MAX_PAUSE_S,
         clock: Callable[[], float] = time.monotonic,
         **kwargs: Any,
     ) -> None:
@@ -72,7 +71,7 @@ class ReferenceService(Service):
         self.behind = behind
         self.clock = clock
         self.reference = ReferenceData(policy)
-        self._grace_clock = GraceClock(max_pause_s=max_hold_s)
+        self._grace_clock = GraceClock(max_pause_s=settings.watchlist_max_hold_s)
         self._ready = asyncio.Event()
         self._round = asyncio.Event()
         # end offsets at the last sync() that found them applied: an unchanged
@@ -245,7 +244,7 @@ class ReferenceService(Service):
         owns = self.ownership()
         # the grace holds while nothing is assigned or detections wait unprocessed
         holding = owns is None or self.behind()
-        now = self._grace_clock.now(self.clock(), assigned=not holding)
+        now = self._grace_clock.now(self.clock(), running=not holding)
         retired = self.reference.sweep(now, owns)
         deleted = before - self.reference.store.entry_count
         if deleted:

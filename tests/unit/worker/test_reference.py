@@ -284,12 +284,12 @@ def test_the_grace_clock_stands_still_while_nothing_is_assigned() -> None:
     from streams.worker.deletion import GraceClock
 
     clock = GraceClock(max_pause_s=100.0)
-    assert clock.now(10.0, assigned=False) == 10.0
-    assert clock.now(70.0, assigned=False) == 10.0  # waiting for the group
-    assert clock.now(80.0, assigned=True) == 10.0
-    assert clock.now(90.0, assigned=True) == 20.0
-    assert clock.now(200.0, assigned=False) == 130.0
-    assert clock.now(400.0, assigned=False) == 300.0  # total pause capped at 100 s
+    assert clock.now(10.0, running=False) == 10.0
+    assert clock.now(70.0, running=False) == 10.0  # waiting for the group
+    assert clock.now(80.0, running=True) == 10.0
+    assert clock.now(90.0, running=True) == 20.0
+    assert clock.now(200.0, running=False) == 130.0
+    assert clock.now(400.0, running=False) == 300.0  # total pause capped at 100 s
 
 
 def test_a_retirement_purges_every_key_of_the_list_even_removed_ones() -> None:
