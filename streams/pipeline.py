@@ -19,7 +19,7 @@ from pathlib import Path
 
 from common.errors import LfrError
 from common.settings import Settings
-from streams.kafka_lag import LagProbe, LagUnknown
+from streams.kafka_lag import LagProbe, LagUnknown, TopicPartitionLag
 
 log = logging.getLogger(__name__)
 
@@ -132,14 +132,19 @@ class Pipeline:
 
         Raises :class:`LagUnknown` when it cannot be told (never a guessed 0).
         """
+        return sum(sum(lag.values()) for lag in self.lag_by_group(probe).values())
+
+    def lag_by_group(self, probe: LagProbe | None = None) -> dict[str, TopicPartitionLag]:
+        """Each group's uncommitted records per partition (see :meth:`lag`)."""
         own = probe is None
         probe = probe or LagProbe(self.settings)
         try:
-            lags = [probe.group_lag(group, topics) for group, topics in self.groups().items()]
+            return {
+                group: probe.group_lag(group, topics) for group, topics in self.groups().items()
+            }
         finally:
             if own:
                 probe.close()
-        return sum(sum(lag.values()) for lag in lags)
 
     def wait_caught_up(
         self,
@@ -167,15 +172,20 @@ class Pipeline:
         on_poll: Callable[[int], None] | None,
     ) -> None:
         zero_since: float | None = None
+        last = "no lag read yet"
         while time.monotonic() < deadline:
             for name in ("worker", "sink"):
                 if name in self.procs and not self.running(name):
                     raise PipelineError(f"{name} exited; see {self.log_file(name)}")
             try:
-                lag: int | None = self.lag(probe)
+                by_group = self.lag_by_group(probe)
             except LagUnknown as exc:
                 log.info("lag unknown, not caught up: %s", exc)
-                lag = None
+                lag: int | None = None
+                last = f"lag unknown: {exc}"
+            else:
+                lag = sum(sum(parts.values()) for parts in by_group.values())
+                last = describe_lag(by_group)
             if on_poll is not None and lag is not None:
                 on_poll(lag)
             now = time.monotonic()
@@ -186,4 +196,16 @@ class Pipeline:
             else:
                 zero_since = None
             time.sleep(1.0)
-        raise PipelineError("the pipeline did not catch up in time; see the worker and sink logs")
+        raise PipelineError(
+            f"the pipeline did not catch up in time (last seen: {last}); "
+            f"see {self.log_file('worker')} and {self.log_file('sink')}"
+        )
+
+
+def describe_lag(by_group: dict[str, TopicPartitionLag]) -> str:
+    """``group: topic[p]=n, ...`` for every partition that is behind (``0`` if none)."""
+    parts = []
+    for group, lag in by_group.items():
+        behind = [f"{topic}[{partition}]={n}" for (topic, partition), n in sorted(lag.items()) if n]
+        parts.append(f"{group}: {', '.join(behind) or '0'}")
+    return "lag " + "; ".join(parts)
