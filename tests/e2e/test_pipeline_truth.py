@@ -34,6 +34,9 @@ def running_pipeline(settings: Settings, logs: Path) -> Iterator[Pipeline]:
     pipeline = Pipeline(settings, logs)
     try:
         yield pipeline
+    except BaseException:
+        print_log_tails(pipeline)  # CI keeps pytest's output, not the temporary logs
+        raise
     finally:
         pipeline.stop()
         from clickhouse_driver import Client
@@ -41,6 +44,24 @@ def running_pipeline(settings: Settings, logs: Path) -> Iterator[Pipeline]:
         client = Client(host=settings.clickhouse_host, port=settings.clickhouse_port)
         client.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
         client.disconnect()
+
+
+# connection retries to a stopped broker repeat many times a second and say nothing new
+NOISE = (
+    "Unable connect to node", "Failed fetch messages from", "NodeNotReadyError", "Connect attempt",
+)  # fmt: skip
+
+
+def print_log_tails(pipeline: Pipeline, lines: int = 60) -> None:
+    """The last ``lines`` lines of the worker and sink logs, without connection noise."""
+    for name in ("worker", "sink"):
+        path = pipeline.log_file(name)
+        if not path.exists():
+            continue
+        text = path.read_text(errors="replace").splitlines()
+        kept = [line for line in text if not any(noise in line for noise in NOISE)]
+        print(f"----- {path} (last {lines} of {len(kept)} lines kept of {len(text)}) -----")
+        print("\n".join(kept[-lines:]))
 
 
 @pytest.fixture
