@@ -6,6 +6,12 @@ made the probe answer 0 while tens of thousands of records waited. Whenever
 a partition's end offset, or the group's offsets, cannot be read, the probe
 raises :class:`LagUnknown` instead, and "caught up" waits treat it as not
 caught up.
+
+kafka-python (3.0) caches each group's coordinator in its cluster metadata and
+never forgets it: once the broker that coordinated a group died, every later
+offsets request of the same admin client went to the dead node, so a
+"caught up" wait saw "unknown" until it timed out. After any failed read the
+probe therefore starts a new admin client, which looks the coordinator up again.
 """
 
 from __future__ import annotations
@@ -33,9 +39,10 @@ class LagProbe:
         from kafka import KafkaAdminClient, KafkaConsumer
 
         config = settings.kafka_python_config()
-        self._admin: Any = KafkaAdminClient(
+        self._new_admin: Any = lambda: KafkaAdminClient(
             **config, client_id="lfr-lag", request_timeout_ms=OFFSETS_TIMEOUT_MS
         )
+        self._admin: Any = self._new_admin()  # fails early on a wrong address or password
         # no group: this consumer only asks for offsets, it never joins or commits
         self._consumer: Any = KafkaConsumer(**config, client_id="lfr-lag", enable_auto_commit=False)
 
@@ -56,10 +63,13 @@ class LagProbe:
                 if not known:
                     raise LagUnknown(f"no partitions known for {topic} (metadata not ready?)")
                 partitions += [TopicPartition(topic, p) for p in sorted(known)]
+            if self._admin is None:
+                self._admin = self._new_admin()
             committed = self._admin.list_group_offsets({group: None}).get(group, {})
             ends = self._consumer.end_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
             begins = self._consumer.beginning_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
         except KafkaError as exc:
+            self._forget_coordinators()
             raise LagUnknown(f"offsets of {group} unreadable: {type(exc).__name__}: {exc}") from exc
         lag: TopicPartitionLag = {}
         for tp in partitions:
@@ -87,10 +97,22 @@ class LagProbe:
             raise LagUnknown(f"end offsets unreadable: {type(exc).__name__}: {exc}") from exc
         return sum(ends[TopicPartition(t, p)] - n for (t, p), n in lag.items())
 
+    def _forget_coordinators(self) -> None:
+        """Drop the admin client: the next read starts one that looks coordinators up again."""
+        from kafka.errors import KafkaError
+
+        old, self._admin = self._admin, None
+        if old is not None:
+            try:
+                old.close()
+            except KafkaError:
+                pass  # closing a client whose broker is gone may fail; it is dropped anyway
+
     def close(self) -> None:
         """Close both clients."""
         self._consumer.close()
-        self._admin.close()
+        if self._admin is not None:
+            self._admin.close()
 
 
 def group_lag(settings: Settings, group: str, topics: Iterable[str]) -> TopicPartitionLag:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,3 +124,54 @@ def test_a_broker_that_is_away_or_restarting_never_reads_as_caught_up(
         assert answers[-1] == 90, answers
     finally:
         probe.close()
+
+
+def offsets_partition(group: str, partitions: int) -> int:
+    """The ``__consumer_offsets`` partition (so the coordinator) of ``group``: Kafka takes
+    Java's ``String.hashCode`` of the group id, sign bit cleared, modulo the partitions."""
+    h = 0
+    for char in group:
+        h = (31 * h + ord(char)) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_the_probe_follows_a_group_coordinator_that_moved(tmp_path: Path) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    from streams.localstack import stack
+    from streams.localstack.topology import Topology
+    from tests.integration.stack.private_stack import private_stack
+
+    three = Topology(brokers=3)
+    with private_stack(tmp_path / "stack", three, services=("kafka",)) as cluster:
+        settings = cluster.stack_settings
+        bootstrap = ",".join(settings.bootstrap_servers)
+        topic = "lag-failover"
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        admin.create_topics([NewTopic(topic, 2, 3)])
+        _produce(bootstrap, topic, {0: 30, 1: 20})
+        _commit(bootstrap, "lag-warm-up", topic, {0: 1})  # creates the offsets topic
+        (offsets,) = admin.describe_topics(["__consumer_offsets"])
+        admin.close()
+        leaders = {p["partition_index"]: p["leader_id"] for p in offsets["partitions"]}
+        victim = stack.services(settings, three)[1]  # node.id 2
+        group = next(
+            g for g in (f"lag-failover-{i}" for i in range(1000))
+            if leaders[offsets_partition(g, len(leaders))] == 2
+        )  # fmt: skip
+        _commit(bootstrap, group, topic, {0: 10, 1: 5})
+        probe = LagProbe(settings)
+        try:
+            # the probe learns that node 2 coordinates the group...
+            assert probe.group_lag(group, [topic]) == {(topic, 0): 20, (topic, 1): 15}
+            pid = victim.pid_file.read()
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            # ...which moves to a live broker once node 2 is fenced (9 s): the probe
+            # must ask again rather than keep asking the dead node
+            assert _first_known(probe, group, topic, timeout_s=120) == 35
+        finally:
+            probe.close()
