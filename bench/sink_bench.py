@@ -36,7 +36,7 @@ from kafka.admin import NewTopic  # noqa: E402
 from prometheus_client import REGISTRY  # noqa: E402
 
 from common.settings import Settings  # noqa: E402
-from schemas.codec import decode, encode  # noqa: E402
+from schemas.codec import decode_millis, encode  # noqa: E402
 from sinks import rows as R  # noqa: E402
 from sinks.batching import Batch  # noqa: E402
 from sinks.db import NativeDatabase  # noqa: E402
@@ -105,7 +105,7 @@ def decode_and_map_only(values: list[bytes], batch_size: int) -> dict[str, Any]:
     """The sink's own per-row work without Kafka or ClickHouse: decode, map, columns."""
     started = time.process_time()
     for i in range(0, len(values), batch_size):
-        rows = [R.SCANS.map_record(decode("Scan", v)) for v in values[i : i + batch_size]]
+        rows = [R.SCANS.map_record(decode_millis("Scan", v)) for v in values[i : i + batch_size]]
         R.columnar(R.SCANS.columns, rows)
     cpu = time.process_time() - started
     return {"cpu_seconds": round(cpu, 3), "cpu_us_per_row": round(cpu / len(values) * 1e6, 2)}

@@ -48,7 +48,7 @@ from kafka.errors import CommitFailedError, KafkaError
 from common.failures import CAUSES, classify_exception
 from common.log_limit import limited
 from common.settings import Settings
-from schemas.codec import decode, encode
+from schemas.codec import decode_millis, encode
 from schemas.deadletter import dead_letter, reasons
 from schemas.errors import SchemaError
 from sinks import metrics
@@ -223,7 +223,8 @@ class BatchWriter:
                 skipped += 1  # a tombstone of a compacted topic: nothing to store
                 continue
             try:
-                rows.append((message, map_row(decode(name, value), partition, message.offset)))
+                record = decode_millis(name, value)  # instants as epoch ms: no datetime per field
+                rows.append((message, map_row(record, partition, message.offset)))
             except (SchemaError, UnmappableRecord) as exc:
                 if route.is_dead_letter_topic:
                     # never dead-letter a dead letter: that could loop forever
