@@ -18,8 +18,7 @@ One row per fault: equal / NOT EQUAL (with the differing fields), the time
 from the last input (publishing and the fault both over) to the settled
 report, the restarts, and the dead letters by reason. Not a test and not in
 ``make bench`` (the default scenario's 11 rows took 17 minutes on a quiet
-2-core machine); bench/chaos.py
-drives the sink alone on a synthetic data set. Writes
+2-core machine); bench/chaos.py drives the sink alone on a synthetic data set. Writes
 bench/results/chaos_pipeline.json and logs under bench/results/chaos-pipeline-logs/.
 """
 
