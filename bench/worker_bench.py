@@ -264,14 +264,15 @@ def blas_setup() -> dict[str, Any]:
 def bare_matmul(watchlist: np.ndarray, repeats: int = 20) -> dict[str, Any]:
     """The batch product alone, on the BLAS threads the worker gives a product of this size.
 
-    ``matching.scores_of`` is the worker's own product (on
-    ``matching.BLAS_THREADS``); one thread and the library's own count are
-    measured beside it for reference.
+    ``matching.scores_of`` is the worker's own product (on the threads
+    LFR_WORKER_BLAS_THREADS gives a watchlist this large); one thread and the
+    library's own count are measured beside it for reference.
     """
     from threadpoolctl import ThreadpoolController
 
-    from streams.worker.matching import BLAS_THREADS, scores_of
+    from streams.worker.matching import scores_of, threads_for, use_large_product_threads
 
+    use_large_product_threads(Settings().worker_blas_threads)  # as `lfr worker` does
     queries = unit_rows(np.random.default_rng(3), BATCH)
     matrix = np.ascontiguousarray(watchlist)
 
@@ -289,7 +290,7 @@ def bare_matmul(watchlist: np.ndarray, repeats: int = 20) -> dict[str, Any]:
     all_threads = rate(lambda: queries @ matrix.T)
     as_worker = rate(lambda: scores_of(queries, matrix))
     return {"batch": BATCH, "per_second": as_worker,
-            "worker_blas_threads": BLAS_THREADS,
+            "worker_blas_threads": threads_for(matrix.shape[0]),
             "per_second_one_thread": one_thread,
             f"per_second_{default_threads}_threads": all_threads,
             "blas": blas_setup()}  # fmt: skip

@@ -192,6 +192,16 @@ class Settings(BaseSettings):
         "memory://", description="Faust table store: memory:// or rocksdb:// (needs a volume)."
     )
     worker_max_batch: int = Field(500, ge=1, description="Detections matched per batch.")
+    worker_blas_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "BLAS threads of the match product for watchlists of 1,024 entries or more "
+            "(smaller ones always use one). Give it the cores the worker has to itself; "
+            "1 suits a worker that shares its cores with others."
+        ),
+    )
     worker_batch_within_s: float = Field(
         0.02,
         gt=0,

@@ -22,13 +22,37 @@ CANDIDATE_MARGIN = 1e-4
 RESCORE_BLOCK = 64
 """(row, query) pairs rescored per block: 64 x 512 float64 products stay in cache."""
 BLAS_THREADS = 1
-"""BLAS threads of the match product. The worker scales by partitions and
-processes, one core each; OpenBLAS's helper threads spin after every product
-and take the CPU the consumer, the producer and the broker need. Measured on
-two cores (bench/worker_bench.py, bench/core_bench.py): a 10-row watchlist
-used 0.2 ms of CPU per 500-face batch on one thread and 3.4 ms on two, no
-faster; a 16,000 x 512 product ran 3,700 faces/s on one thread and 1,800/s on
-two. OpenBLAS also counts the host's cores, not a container's CPU limit."""
+"""BLAS threads of a match product against a small watchlist (below
+:data:`LARGE_ROWS`). OpenBLAS's helper threads spin after every product and
+take the CPU the consumer, the producer and the broker need: on two cores
+(bench/core_bench.py) a 10-row watchlist used 0.2 ms of CPU per 500-face batch
+on one thread and 3.4 ms on two, no faster. OpenBLAS also counts the host's
+cores, not a container's CPU limit, so its own default is never used."""
+LARGE_ROWS = 1024
+"""From this many watchlist rows a product runs on :func:`use_large_product_threads`'s count."""
+_large_threads = 1
+
+
+def use_large_product_threads(threads: int) -> None:
+    """BLAS threads for products against :data:`LARGE_ROWS` rows or more (LFR_WORKER_BLAS_THREADS).
+
+    Whether a second thread pays depends on whether its core is free: on a
+    quiet 2-core machine (bench/worker_bench.py, broker on the same cores, six
+    runs alternating) a 16,000 x 512 watchlist matched 4,085-5,990 detections/s
+    with two threads and 3,674-4,194/s with one; with other jobs on both
+    cores, two threads halved the bare product (1,800 against 3,700 faces/s).
+    So the default is one and the operator, who knows the worker's cores,
+    sets more.
+    """
+    global _large_threads
+    if threads < 1:
+        raise ValueError("BLAS threads must be at least 1")
+    _large_threads = threads
+
+
+def threads_for(rows: int) -> int:
+    """BLAS threads of a product against a watchlist of ``rows`` rows."""
+    return _large_threads if rows >= LARGE_ROWS else BLAS_THREADS
 
 
 @cache
@@ -37,8 +61,8 @@ def _blas() -> ThreadpoolController:
 
 
 def scores_of(queries: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``queries @ matrix.T`` (float32) on :data:`BLAS_THREADS` BLAS threads."""
-    with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
+    """``queries @ matrix.T`` (float32) on :func:`threads_for` the matrix's rows BLAS threads."""
+    with _blas().limit(limits=threads_for(matrix.shape[0]), user_api="blas"):
         return queries @ matrix.T
 
 

@@ -12,6 +12,7 @@ from common.settings import Settings
 from schemas.codec import Codec
 from streams.worker.deletion import DeletionPolicy
 from streams.worker.detections import SITE_CLOCK_TABLE, DetectionContext
+from streams.worker.matching import use_large_product_threads
 from streams.worker.pseudonym import Pseudonymiser
 from streams.worker.runtime.agents import Handlers, install_agents
 from streams.worker.runtime.guard import AgentGuard
@@ -37,6 +38,7 @@ class WorkerOptions:
     store: str = "memory://"
     max_batch: int = 500
     batch_within_s: float = 0.02
+    blas_threads: int = 1
     allowed_lateness_s: float | None = None
     adjudication_hold_s: float = 300.0
     purge_on_end: bool = True
@@ -50,6 +52,7 @@ class WorkerOptions:
             "store": settings.worker_store,
             "max_batch": settings.worker_max_batch,
             "batch_within_s": settings.worker_batch_within_s,
+            "blas_threads": settings.worker_blas_threads,
             "allowed_lateness_s": settings.allowed_lateness_s,
             "adjudication_hold_s": settings.adjudication_hold_s,
             "purge_on_end": settings.watchlist_purge_on_end,
@@ -158,6 +161,7 @@ def detection_context(
 def build_worker(settings: Settings, options: WorkerOptions | None = None) -> WorkerRuntime:
     """The Faust app with its tables, agents and timers, and the services beside it."""
     options = options or WorkerOptions.from_settings(settings)
+    use_large_product_threads(options.blas_threads)
     app = make_app(settings, options)
     codec = Codec(max_payload_bytes=options.max_payload_bytes)
     progress = DetectionsProgress(app, settings.topic_detections, slack=options.max_batch)

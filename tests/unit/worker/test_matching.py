@@ -193,3 +193,33 @@ def test_the_product_runs_on_one_blas_thread_and_leaves_the_library_setting() ->
     np.testing.assert_array_equal(product, np.asarray(queries) @ matrix.T)
     assert seen == [[matching.BLAS_THREADS] * len(default)]
     assert [lib["num_threads"] for lib in blas.info()] == default
+
+
+def test_a_large_watchlist_product_runs_on_the_configured_threads() -> None:
+    from threadpoolctl import ThreadpoolController
+
+    from streams.worker import matching
+
+    blas = ThreadpoolController().select(user_api="blas")
+    seen: list[int] = []
+
+    class Spy(np.ndarray):
+        def __matmul__(self, other: np.ndarray) -> np.ndarray:  # type: ignore[override]
+            seen.append(max(lib["num_threads"] for lib in blas.info()))
+            return np.asarray(self) @ other
+
+    rng = np.random.default_rng(5)
+    queries = rng.standard_normal((2, DIM)).astype(np.float32).view(Spy)
+    small = rng.standard_normal((matching.LARGE_ROWS - 1, DIM)).astype(np.float32)
+    large = rng.standard_normal((matching.LARGE_ROWS, DIM)).astype(np.float32)
+    try:
+        matching.use_large_product_threads(2)
+        matching.scores_of(queries, small)
+        matching.scores_of(queries, large)
+        matching.use_large_product_threads(1)
+        matching.scores_of(queries, large)
+    finally:
+        matching.use_large_product_threads(1)
+    assert seen == [matching.BLAS_THREADS, 2, 1]
+    with pytest.raises(ValueError, match="at least 1"):
+        matching.use_large_product_threads(0)

@@ -25,6 +25,7 @@ SETTINGS = Settings(
     worker_store="rocksdb://",
     worker_max_batch=7,
     worker_batch_within_s=0.5,
+    worker_blas_threads=2,
     allowed_lateness_s=30.0,
     adjudication_hold_s=9.0,
     watchlist_purge_on_end=True,
@@ -35,8 +36,9 @@ SETTINGS = Settings(
 
 def test_defaults_come_from_the_settings() -> None:
     assert options(SETTINGS) == WorkerOptions(
-        store="rocksdb://", max_batch=7, batch_within_s=0.5, allowed_lateness_s=30.0,
-        adjudication_hold_s=9.0, purge_on_end=True, retire_grace_s=5.0, max_payload_bytes=4096,
+        store="rocksdb://", max_batch=7, batch_within_s=0.5, blas_threads=2,
+        allowed_lateness_s=30.0, adjudication_hold_s=9.0, purge_on_end=True, retire_grace_s=5.0,
+        max_payload_bytes=4096,
     )  # fmt: skip
 
 
