@@ -246,8 +246,9 @@ class KafkaService(LocalService):
                 f"{self.lib_dir}/*",
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                self._cluster_id(),
+                # one argument with "=": an id may begin with "-" (1 in 64 of them), and
+                # "-t ID" then reads as a missing value ("expected one argument")
+                f"--cluster-id={self._cluster_id()}",
                 "-c",
                 str(properties),
                 *scram,
