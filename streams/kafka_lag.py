@@ -36,15 +36,21 @@ class LagProbe:
     """Reads committed and end offsets; keeps its clients open between polls."""
 
     def __init__(self, settings: Settings) -> None:
-        from kafka import KafkaAdminClient, KafkaConsumer
+        from kafka import KafkaConsumer
 
-        config = settings.kafka_python_config()
-        self._new_admin: Any = lambda: KafkaAdminClient(
-            **config, client_id="lfr-lag", request_timeout_ms=OFFSETS_TIMEOUT_MS
-        )
+        self._config = settings.kafka_python_config()
         self._admin: Any = self._new_admin()  # fails early on a wrong address or password
         # no group: this consumer only asks for offsets, it never joins or commits
-        self._consumer: Any = KafkaConsumer(**config, client_id="lfr-lag", enable_auto_commit=False)
+        self._consumer: Any = KafkaConsumer(
+            **self._config, client_id="lfr-lag", enable_auto_commit=False
+        )
+
+    def _new_admin(self) -> Any:
+        from kafka import KafkaAdminClient
+
+        return KafkaAdminClient(
+            **self._config, client_id="lfr-lag", request_timeout_ms=OFFSETS_TIMEOUT_MS
+        )
 
     def group_lag(self, group: str, topics: Iterable[str]) -> TopicPartitionLag:
         """Records of ``topics`` not yet committed by ``group``, per topic-partition.

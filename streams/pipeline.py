@@ -132,7 +132,7 @@ class Pipeline:
 
         Raises :class:`LagUnknown` when it cannot be told (never a guessed 0).
         """
-        return sum(sum(lag.values()) for lag in self.lag_by_group(probe).values())
+        return total_lag(self.lag_by_group(probe))
 
     def lag_by_group(self, probe: LagProbe | None = None) -> dict[str, TopicPartitionLag]:
         """Each group's uncommitted records per partition (see :meth:`lag`)."""
@@ -184,7 +184,7 @@ class Pipeline:
                 lag: int | None = None
                 last = f"lag unknown: {exc}"
             else:
-                lag = sum(sum(parts.values()) for parts in by_group.values())
+                lag = total_lag(by_group)
                 last = describe_lag(by_group)
             if on_poll is not None and lag is not None:
                 on_poll(lag)
@@ -200,6 +200,11 @@ class Pipeline:
             f"the pipeline did not catch up in time (last seen: {last}); "
             f"see {self.log_file('worker')} and {self.log_file('sink')}"
         )
+
+
+def total_lag(by_group: dict[str, TopicPartitionLag]) -> int:
+    """Uncommitted records of every group on every partition."""
+    return sum(sum(lag.values()) for lag in by_group.values())
 
 
 def describe_lag(by_group: dict[str, TopicPartitionLag]) -> str:

@@ -10,10 +10,9 @@ from common.settings import Settings
 from streams.localstack import kafka
 from streams.localstack.kafka import KafkaService
 from tests.conftest import free_port
+from tests.integration.stack.private_stack import link_jar_cache
 
 pytestmark = pytest.mark.integration
-
-JAR_CACHE = Path(".lfr/kafka-lib")
 
 
 def test_a_cluster_id_that_begins_with_a_dash_formats(
@@ -21,9 +20,7 @@ def test_a_cluster_id_that_begins_with_a_dash_formats(
 ) -> None:
     # one random id in 64 begins with "-"; "-t <id>" read it as a missing value and a
     # private stack failed to start ("argument --cluster-id/-t: expected one argument")
-    if not (JAR_CACHE / ".pom-sha256").exists():
-        pytest.skip("no cached Kafka jars (.lfr/kafka-lib): run `lfr stack up` once")
-    (tmp_path / "kafka-lib").symlink_to(JAR_CACHE.resolve())
+    link_jar_cache(tmp_path)  # the session's jars; without them prepare() asks Maven
     cluster_id = "-" + kafka.random_cluster_id()[1:]
     monkeypatch.setattr(kafka, "random_cluster_id", lambda: cluster_id)
     settings = Settings(kafka_bootstrap=f"127.0.0.1:{free_port()}",

@@ -173,13 +173,14 @@ def test_exact_rescoring_is_each_pair_own_float64_sum(rows: int, pairs: int, dim
     assert _exact_scores(matrix, queries, row_of, query_of).tolist() == expected
 
 
-def test_the_product_runs_on_one_blas_thread_and_leaves_the_library_setting() -> None:
+def blas_spy() -> tuple[type[np.ndarray], list[list[int]], list[int]]:
+    """An ndarray view type that notes every BLAS library's thread count when it multiplies.
+
+    Returns the type, the list it appends to, and the counts before any product.
+    """
     from threadpoolctl import ThreadpoolController
 
-    from streams.worker import matching
-
     blas = ThreadpoolController().select(user_api="blas")
-    default = [lib["num_threads"] for lib in blas.info()]
     seen: list[list[int]] = []
 
     class Spy(np.ndarray):
@@ -187,29 +188,27 @@ def test_the_product_runs_on_one_blas_thread_and_leaves_the_library_setting() ->
             seen.append([lib["num_threads"] for lib in blas.info()])
             return np.asarray(self) @ other
 
-    queries = np.stack([unit(1), unit(2)]).view(Spy)
+    return Spy, seen, [lib["num_threads"] for lib in blas.info()]
+
+
+def test_the_product_runs_on_one_blas_thread_and_leaves_the_library_setting() -> None:
+    from streams.worker import matching
+
+    spy, seen, default = blas_spy()
+    queries = np.stack([unit(1), unit(2)]).view(spy)
     matrix = np.stack([unit(3), unit(4), unit(5)])
     product = matching.scores_of(queries, matrix)
     np.testing.assert_array_equal(product, np.asarray(queries) @ matrix.T)
     assert seen == [[matching.BLAS_THREADS] * len(default)]
-    assert [lib["num_threads"] for lib in blas.info()] == default
+    assert blas_spy()[2] == default
 
 
 def test_a_large_watchlist_product_runs_on_the_configured_threads() -> None:
-    from threadpoolctl import ThreadpoolController
-
     from streams.worker import matching
 
-    blas = ThreadpoolController().select(user_api="blas")
-    seen: list[int] = []
-
-    class Spy(np.ndarray):
-        def __matmul__(self, other: np.ndarray) -> np.ndarray:  # type: ignore[override]
-            seen.append(max(lib["num_threads"] for lib in blas.info()))
-            return np.asarray(self) @ other
-
+    spy, seen, _ = blas_spy()
     rng = np.random.default_rng(5)
-    queries = rng.standard_normal((2, DIM)).astype(np.float32).view(Spy)
+    queries = rng.standard_normal((2, DIM)).astype(np.float32).view(spy)
     small = rng.standard_normal((matching.LARGE_ROWS - 1, DIM)).astype(np.float32)
     large = rng.standard_normal((matching.LARGE_ROWS, DIM)).astype(np.float32)
     try:
@@ -220,6 +219,6 @@ def test_a_large_watchlist_product_runs_on_the_configured_threads() -> None:
         matching.scores_of(queries, large)
     finally:
         matching.use_large_product_threads(1)
-    assert seen == [matching.BLAS_THREADS, 2, 1]
+    assert [max(counts) for counts in seen] == [matching.BLAS_THREADS, 2, 1]
     with pytest.raises(ValueError, match="at least 1"):
         matching.use_large_product_threads(0)
