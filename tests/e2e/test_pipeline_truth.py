@@ -34,10 +34,11 @@ def running_pipeline(settings: Settings, logs: Path) -> Iterator[Pipeline]:
     pipeline = Pipeline(settings, logs)
     try:
         yield pipeline
-    except BaseException:
-        print_log_tails(pipeline)  # CI keeps pytest's output, not the temporary logs
-        raise
     finally:
+        # Always: a test's failure is not thrown into a fixture's generator, and
+        # pytest shows captured teardown output only when the test failed. CI
+        # keeps pytest's output, not the temporary logs.
+        print_log_tails(pipeline)
         pipeline.stop()
         from clickhouse_driver import Client
 
