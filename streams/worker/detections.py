@@ -2,8 +2,8 @@
 
 admit (decode, batch validation: :data:`DETECTIONS`) -> gate -> one matrix
 product per watchlist -> Scan and Alert records, plus dead letters. The
-Faust agent is a thin loop around :func:`process_batch`; everything here runs
-without a broker.
+detections input's handler is a thin loop around :func:`process_batch`;
+everything here runs without a broker.
 
 Matching is event time throughout: each face is compared with the watchlist
 rows valid when it was captured, and a gated-in face whose watchlist was

@@ -7,14 +7,14 @@ The stages (:mod:`streams.worker.windows`, ``detections``, ``adjudications``,
 carries out what they return:
 
 ``app``               the Faust app's settings and :func:`build_worker`
-``agents``            one input per topic: records in, stage, result out (detections
-                      through ``batch_source``, the others as Faust agents)
+``agents``            one input per topic, each through a ``batch_source``: records
+                      in, stage, result out
 ``timers``            table expiry, fetch watchdog, lag gauge, segment roll markers
 ``inputs``            Faust/aiokafka records -> SourceRecord; which sites this worker owns
 ``outputs``           a result -> one producer batch per partition, acks, then tables
 ``tables``            the four tables and their writes
 ``reference_service`` the broadcast consumer of lfr.watchlist and lfr.operations (aiokafka)
-``batch_source``      lfr.detections' fetched records handed over in whole batches
+``batch_source``      an input topic's fetched records handed over in whole batches
 ``guard``             no offset committed past a record whose work failed
 ``fetch_watchdog``, ``lag``, ``segment_roll``, ``health``  the timers' and probes' parts
 
@@ -42,29 +42,31 @@ limitation each answers:
   ``Topic.send`` costs a coroutine and future per message and has no batch
   call.
 - ``guard.AgentGuard``: Faust acknowledges, then commits, the event an agent
-  raised on (robinhood/faust #604, faust-streaming #315); failed work is
-  retried, then its events are pinned (``message.incref()``) and the worker
-  stops for its supervisor to restart it. ``stream_wait_empty=False`` so a
-  stop does not wait for pinned events. The detections batches go through
-  the same guard with nothing to pin: the batch source acknowledges a batch
-  only when its handler returned, and halts when it raised.
+  raised on (robinhood/faust #604, faust-streaming #315), so no input is a
+  Faust agent (see ``batch_source``); every handler's work is retried in
+  place, then the worker stops for its supervisor to restart it, with the
+  batch unacknowledged. A ``CancelledError`` that did not cancel the
+  handler's own task is retried like any failure.
 - ``fetch_watchdog``: after a SIGKILL and restart Faust can fetch records
   during table recovery and drop them before the agent; the partition never
-  commits again (faust-streaming #606, robinhood/faust #681). It reads the
-  consumer's private ``_committed_offset``, ``_acked`` and
-  ``_unacked_messages`` and seeks back to the committed offset.
+  commits again (faust-streaming #606, robinhood/faust #681). The batch
+  sources seek such records back themselves; the watchdog stays as a second
+  line. It reads the consumer's private ``_committed_offset``, ``_acked``
+  and ``_unacked_messages`` and seeks back to the committed offset.
 - ``lag.LagGauge`` reads the private ``consumer._committed_offset`` (Faust
   has no public committed-offset view without a broker call).
 - ``batch_source``: Faust moves every record through its per-message path
   (an Event, a queue put and get, a locked ack each; about a quarter of the
   worker's CPU on lfr.detections) and no stream API skips it
-  (``take_events`` only batches what the agent body sees). A subclass of
-  its aiokafka ``Consumer`` diverts lfr.detections' records from
-  ``_wait_next_records`` (private) to the detections handler in batches and
+  (``take_events`` only batches what the agent body sees); that path also
+  drops records fetched for a paused partition, which stalled
+  lfr.adjudications partitions after restarts. A subclass of its aiokafka
+  ``Consumer`` diverts every input topic's records from
+  ``_wait_next_records`` (private) to that topic's handler in batches and
   acknowledges them through the same private ``_acked`` bookkeeping Faust's
   commits read (``docs/faust-batch-source.md``). It puts a placeholder per
   buffered chunk into ``_unacked_messages``, so ``fetch_watchdog`` and
-  ``lag`` read the detections partitions as before.
+  ``lag`` read the input partitions as before.
 - App settings: session timeout 10 s (Faust's 60 s left a SIGKILLed worker's
   partitions unserved for a minute), no table standbys (they would mix other
   workers' partitions into the in-memory tables the expiry timers sweep).

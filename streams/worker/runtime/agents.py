@@ -1,13 +1,12 @@
 """The agents: each hands its records to its stage and carries out the result.
 
-An input only converts the consumed records into :class:`SourceRecord`, runs
-its work through the :class:`AgentGuard` (no offset is committed past a
-record whose work failed) and updates gauges; what a record does is decided
-by the stage functions, and the :class:`StageWriter` produces and writes
-their results. lfr.detections is not a Faust agent: the batch source
-(:mod:`streams.worker.runtime.batch_source`) hands its fetched records over
-in batches and acknowledges them after the handler; the other inputs are a
-few records a minute, one Faust event at a time.
+Every input comes through a batch source
+(:mod:`streams.worker.runtime.batch_source`), which hands its fetched records
+over as :class:`SourceRecord` lists and acknowledges them after the handler;
+a handler runs its work through the :class:`AgentGuard` (no offset is
+committed past a record whose work failed) and updates gauges. What a record
+does is decided by the stage functions, and the :class:`StageWriter`
+produces and writes their results.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 
 import faust
-from faust.types import StreamT, TableT
+from faust.types import TableT
 
 from common.settings import Settings
 from schemas.codec import Codec
@@ -40,7 +39,7 @@ from streams.worker.detections import (
 )
 from streams.worker.runtime.batch_source import BatchSource, install_batch_handler
 from streams.worker.runtime.guard import AgentGuard
-from streams.worker.runtime.inputs import DetectionsProgress, source_record
+from streams.worker.runtime.inputs import DetectionsProgress
 from streams.worker.runtime.outputs import StageWriter
 from streams.worker.runtime.reference_service import ReferenceService
 from streams.worker.runtime.tables import now_ms
@@ -154,17 +153,6 @@ def count_detections(batch: BatchResult) -> None:
         )
 
 
-def record_agent(app: faust.App, guard: AgentGuard, topic: str, name: str, handle: Handler) -> None:
-    """An agent over ``topic`` that hands each record to ``handle`` as a batch of one."""
-
-    async def agent(stream: StreamT) -> None:
-        async for event in stream.events():
-            metrics.RECORDS_IN.labels(stage=name).inc()
-            await guard.run(name, [event], partial(handle, [source_record(event.message)]))
-
-    app.agent(app.topic(topic, key_type=bytes, value_type=bytes), name=name, concurrency=1)(agent)
-
-
 def batch_input(
     app: faust.App,
     guard: AgentGuard,
@@ -173,23 +161,23 @@ def batch_input(
     handle: Handler,
     *,
     max_batch: int,
-    within_s: float,
-    ready: Callable[[], Awaitable[None]],
+    within_s: float = 0.0,
+    ready: Callable[[], Awaitable[None]] | None = None,
 ) -> BatchSource:
-    """``topic`` through the batch source: ``handle`` gets up to ``max_batch`` records at a time.
+    """``topic`` through a batch source: ``handle`` gets up to ``max_batch`` records at a time.
 
     No agent and no Faust event: the source hands over the records of each
     fetch (waiting up to ``within_s`` for a short batch to fill) and
     acknowledges a batch only once this handler returned. The first batch
-    waits for ``ready`` (the reference data caught up); every batch runs
-    through the guard, so a failure is retried in place and a failure for
-    good stops the worker with the batch unacknowledged (the source halts).
+    waits for ``ready`` (if given); every batch runs through the guard, so a
+    failure is retried in place and a failure for good stops the worker with
+    the batch unacknowledged (the source halts).
     """
-    waiting = True
+    waiting = ready is not None
 
     async def handler(records: list[SourceRecord]) -> None:
         nonlocal waiting
-        if waiting:
+        if waiting and ready is not None:
             await ready()
             log.info("%s: windows and watchlists caught up, matching starts", name)
             waiting = False
@@ -202,6 +190,11 @@ def batch_input(
     )  # fmt: skip
 
 
+REFERENCE_BATCH = 100
+"""Most records of lfr.operations, lfr.alerts or lfr.adjudications in one handler run
+(a few a minute in steady state; a backlog after a restart goes in batches)."""
+
+
 def install_agents(
     app: faust.App,
     settings: Settings,
@@ -211,15 +204,22 @@ def install_agents(
     max_batch: int,
     within_s: float,
 ) -> BatchSource:
-    """The three record agents and the detections batch input, each on its topic.
+    """The four inputs, each through its own batch source; returns the detections one.
 
-    Call before the app starts: the batch input replaces the app's consumer class.
+    Faust's per-event agent path is used for none of them: it acknowledges an
+    event whose agent raised and silently drops records fetched for a paused
+    partition (after a restart, during table recovery), which stalled a
+    partition's commits for good. Call before the app starts: the batch
+    sources replace the app's consumer class.
     """
-    record_agent(app, guard, settings.topic_operations, "operations", handlers.operations)
+    batch_input(app, guard, settings.topic_operations, "operations", handlers.operations,
+                max_batch=REFERENCE_BATCH)  # fmt: skip
     detections = batch_input(
         app, guard, settings.topic_detections, "detections", handlers.detections,
         max_batch=max_batch, within_s=within_s, ready=handlers.reference.wait_ready,
     )  # fmt: skip
-    record_agent(app, guard, settings.topic_alerts, "alerts", handlers.alerts)
-    record_agent(app, guard, settings.topic_adjudications, "adjudications", handlers.adjudications)
+    batch_input(app, guard, settings.topic_alerts, "alerts", handlers.alerts,
+                max_batch=REFERENCE_BATCH)  # fmt: skip
+    batch_input(app, guard, settings.topic_adjudications, "adjudications",
+                handlers.adjudications, max_batch=REFERENCE_BATCH)  # fmt: skip
     return detections

@@ -110,7 +110,7 @@ def make_app(settings: Settings, options: WorkerOptions) -> faust.App:
         # tables, and the expiry timers must only expire their own partitions.
         table_standby_replicas=0,
         # A stop or rebalance must not wait for records that will never be
-        # acknowledged (pinned by the agent guard after a failure, or
+        # acknowledged (a batch whose handler failed for good, or one
         # cancelled half done): they are simply not committed.
         stream_wait_empty=False,
         key_serializer="raw",

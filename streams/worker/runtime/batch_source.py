@@ -156,6 +156,14 @@ class BatchSource:
         self, consumer: Any, tp: TP, records: list[Any], generation: int
     ) -> Chunk | None:
         expected: int | None = consumer._read_offset[tp]
+        if expected is None:
+            # Nothing read since the group's committed offsets were applied, and
+            # none is committed: the partition starts at its log start
+            # (auto.offset.reset=earliest), not wherever the fetcher stands. A
+            # rebalance before the group's first commit leaves the fetcher past
+            # records this process fetched and dropped (seen: 15 detections
+            # committed unprocessed in the rebalance test).
+            expected = await self._log_start(consumer, tp)
         first = records[0].offset
         ack_from = first
         if expected is not None and first < expected:
@@ -180,6 +188,10 @@ class BatchSource:
             SourceRecord(topic, partition, r.offset, r.key, r.value, r.timestamp) for r in records
         ]
         return Chunk(tp, converted, ack_from, generation, placeholder(tp, first, generation))
+
+    @staticmethod
+    async def _log_start(consumer: Any, tp: TP) -> int | None:
+        return (await consumer.earliest_offsets(tp)).get(tp)
 
     async def _seek_back(self, consumer: Any, tp: TP, offset: int, why: str) -> None:
         log.info("%s[%d]: fetch %s; seeking back to %d", tp.topic, tp.partition, why, offset)
@@ -215,8 +227,10 @@ class BatchSource:
                 inbound[chunk.tp] = now  # Faust's livelock check reads it
             try:
                 await self.handler(records)
-            except asyncio.CancelledError:
-                raise  # stop or rebalance: not acknowledged, processed again later
+            except asyncio.CancelledError as exc:
+                if being_cancelled():
+                    raise  # stop: not acknowledged, processed again later
+                await self._halt(exc, records)  # a future cancelled under the handler
             except Exception as exc:  # noqa: BLE001 - any handler failure halts the source
                 await self._halt(exc, records)
             self._acknowledge(batch)
@@ -294,7 +308,7 @@ class BatchSource:
         self.batches += 1
         self.records += acked
 
-    async def _halt(self, exc: Exception, records: Sequence[SourceRecord]) -> None:
+    async def _halt(self, exc: BaseException, records: Sequence[SourceRecord]) -> None:
         self.failed = exc
         first = records[0] if records else None
         log.critical(
@@ -313,6 +327,17 @@ class BatchSource:
         consumer._unacked_messages.discard(chunk.placeholder)
 
 
+def being_cancelled() -> bool:
+    """Whether the running task is being cancelled, not merely handed a ``CancelledError``.
+
+    An awaited future that someone else cancelled (a producer's send future)
+    raises ``CancelledError`` in a task nobody asked to stop; re-raising it
+    would end the task while the worker stays up.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def _split(chunk: Chunk, size: int) -> Chunk:
     """Cut the first ``size`` records off ``chunk`` (which keeps the rest)."""
     head = chunk.records[:size]
@@ -325,21 +350,23 @@ def _split(chunk: Chunk, size: int) -> Chunk:
 
 
 class BatchConsumer(AIOKafkaFaustConsumer):
-    """Faust's aiokafka consumer with one topic's records diverted to a :class:`BatchSource`."""
+    """Faust's aiokafka consumer with some topics diverted, each to its :class:`BatchSource`."""
 
-    batch_source: BatchSource
+    batch_sources: tuple[BatchSource, ...] = ()
 
     async def _wait_next_records(
         self, timeout: float
     ) -> tuple[Mapping[TP, list[Any]] | None, set[TP] | None]:
         records, active = await super()._wait_next_records(timeout)
         if records:
-            await self.batch_source.offer(self, cast(dict, records), active or set())
+            for source in self.batch_sources:
+                await source.offer(self, cast(dict, records), active or set())
         return records, active
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         """Drop buffered batches, then let Faust revoke."""
-        self.batch_source.revoke(self, revoked)
+        for source in self.batch_sources:
+            source.revoke(self, revoked)
         await super().on_partitions_revoked(revoked)
 
 
@@ -356,7 +383,8 @@ def install_batch_handler(
     """Deliver ``topic``'s records to ``handler`` in batches of at most ``max_batch``.
 
     Call before the app starts (before anything touches ``app.consumer``) and
-    declare no agent on ``topic``. The topic is subscribed through Faust's
+    declare no agent on ``topic``; call once per topic (each gets its own
+    source and handler task). The topic is subscribed through Faust's
     conductor, so assignment and table co-partitioning are as for an agent.
     ``handler(records)`` is awaited one batch at a time, records in offset
     order per partition; a batch holds what was fetched and buffered meanwhile
@@ -373,11 +401,17 @@ def install_batch_handler(
         app, topic, handler, max_batch=max_batch, within=within,
         max_buffered=max_buffered, on_failure=on_failure,
     )  # fmt: skip
-    consumer_class = type("BatchConsumer", (BatchConsumer,), {"batch_source": source})
     transport: Any = app.transport
-    if not issubclass(consumer_class, transport.Consumer):
+    current = transport.Consumer
+    if issubclass(current, BatchConsumer):
+        if any(s.topic == topic for s in current.batch_sources):
+            raise ValueError(f"{topic} already has a batch handler")
+        sources = (*current.batch_sources, source)
+    elif issubclass(BatchConsumer, current):
+        sources = (source,)
+    else:
         raise TypeError(f"batches need the aiokafka transport, not {type(transport).__name__}")
-    transport.Consumer = consumer_class
+    transport.Consumer = type("BatchConsumer", (BatchConsumer,), {"batch_sources": sources})
     app.topics.add(app.topic(topic, key_type=bytes, value_type=bytes))
     app.task(source.run)
     return source

@@ -1,26 +1,27 @@
 """No record is lost when an agent fails: retry in place, then stop without committing.
 
-Faust acknowledges the event an agent was handling when the agent raises or
-is cancelled (the stream's ``finally``), and then commits its offset: the
-record is never processed again, although its outputs may never have been
-sent. So every agent runs its per-record work through :meth:`AgentGuard.run`,
-and the detections batch handler (fed by the batch source, which acknowledges
-a batch only when its handler returns) through :meth:`AgentGuard.run_batch`;
-both follow the same rules:
+Every input (lfr.detections, lfr.operations, lfr.alerts, lfr.adjudications)
+comes through a batch source (:mod:`streams.worker.runtime.batch_source`),
+which acknowledges a batch only when its handler returned; each handler runs
+its work through :meth:`AgentGuard.run_batch`:
 
 - an exception is retried in place with backoff (a transient fault: metadata
   missing for a moment, a broker restarting) for up to ``retry_limit_s``
   (and at least :data:`MIN_ATTEMPTS` times);
-- if it still fails, or the work is cancelled half done (rebalance,
-  shutdown), no offset is committed at or past its records: Faust events are
-  *pinned* (their reference count is raised so that Faust's acknowledgement
-  never reaches zero); a batch from the batch source needs nothing, because
-  the guard then never returns (or re-raises the cancellation) and the
-  source acknowledges only a batch whose handler returned;
-- after a failure that outlasted the retries, the worker stops (SIGTERM to
-  itself: it leaves the group, flushes and commits what was acknowledged)
-  and exits non-zero, so its supervisor restarts it and the record is
-  processed again from the committed offset.
+- a ``CancelledError`` that did not come from cancelling this task (a
+  producer future cancelled under it) is such a fault too: re-raised, it
+  would end the source's task and leave the input unread while the worker
+  stays up;
+- if it still fails, the guard never returns (the batch is never
+  acknowledged, so no offset is committed at or past its records), the worker
+  stops (SIGTERM to itself: it leaves the group, flushes and commits what was
+  acknowledged) and exits non-zero, so its supervisor restarts it and the
+  records are processed again from the committed offset;
+- work cancelled half done (a stop) re-raises: the batch is not acknowledged.
+
+Faust's own per-event path is not used for any input: it acknowledges, then
+commits, the event an agent raised on (robinhood/faust #604, faust-streaming
+#315) and drops records fetched while a partition is paused.
 
 Timers have no offsets; :func:`guard_timer` counts and logs their failures
 and lets the next tick try again instead of killing the timer.
@@ -36,6 +37,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from streams.worker import metrics
+from streams.worker.runtime.batch_source import being_cancelled
 from streams.worker.source import SourceRecord
 
 log = logging.getLogger(__name__)
@@ -56,12 +58,6 @@ class WorkerFailure:
     reason: BaseException | None = None
 
 
-def pin(events: Sequence[Any]) -> None:
-    """Keep Faust from ever acknowledging ``events`` (their offsets are not committed)."""
-    for event in events:
-        event.message.incref()
-
-
 class AgentGuard:
     """Runs an agent's work on some events; see the module doc."""
 
@@ -79,27 +75,40 @@ class AgentGuard:
         self.clock = clock or (lambda: asyncio.get_running_loop().time())
         self.failed = False
 
-    async def run(
-        self, agent: str, events: Sequence[Any], work: Callable[[], Awaitable[None]]
-    ) -> None:
-        """Run ``work`` for Faust ``events``.
-
-        Returns once it succeeded. After a failure for good (or once any
-        agent failed for good) the events are pinned and this never returns:
-        the worker is stopping and the agent waits to be cancelled.
-        """
-        await self._guarded(agent, work, where=lambda: _where_events(events),
-                            pin=lambda: pin(events))  # fmt: skip
-
     async def run_batch(
         self, agent: str, records: Sequence[SourceRecord], work: Callable[[], Awaitable[None]]
     ) -> None:
         """Run ``work`` for a batch handed over by the batch source.
 
-        As :meth:`run`, with nothing to pin: the source acknowledges the batch
-        only if this returns, and after a failure for good it never does.
+        Returns once it succeeded. After a failure for good (or once any
+        agent failed for good) this never returns: the source acknowledges the
+        batch only if it does, and the worker is stopping.
         """
-        await self._guarded(agent, work, where=lambda: _where_records(records), pin=_nothing)
+        if self.failed:
+            await _forever()
+        started = self.clock()
+        backoff = FIRST_BACKOFF_S
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await work()
+                return
+            except (Exception, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError) and being_cancelled():
+                    raise  # a stop: not acknowledged, processed again after the restart
+                metrics.AGENT_FAILURES.labels(agent=agent).inc()
+                late = self.clock() - started + backoff > self.retry_limit_s
+                if late and attempt >= MIN_ATTEMPTS:
+                    how = f"{attempt} times over {self.retry_limit_s:.0f} s"
+                    self._fail(agent, _where_records(records), how, exc)
+                    await _forever()
+                log.warning(
+                    "agent %s failed on %s (attempt %d), retrying in %.1f s: %r",
+                    agent, _where_records(records), attempt, backoff, exc,
+                )  # fmt: skip
+                await self.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def source_failed(
         self, agent: str
@@ -115,43 +124,6 @@ class AgentGuard:
                 self._fail(agent, _where_records(records), "outside the guard's retries", exc)
 
         return failed
-
-    async def _guarded(
-        self,
-        agent: str,
-        work: Callable[[], Awaitable[None]],
-        *,
-        where: Callable[[], str],
-        pin: Callable[[], None],
-    ) -> None:
-        if self.failed:
-            pin()
-            await _forever()
-        started = self.clock()
-        backoff = FIRST_BACKOFF_S
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await work()
-                return
-            except asyncio.CancelledError:
-                pin()  # half done: processed again after the rebalance or restart
-                raise
-            except Exception as exc:
-                metrics.AGENT_FAILURES.labels(agent=agent).inc()
-                late = self.clock() - started + backoff > self.retry_limit_s
-                if late and attempt >= MIN_ATTEMPTS:
-                    pin()
-                    how = f"{attempt} times over {self.retry_limit_s:.0f} s"
-                    self._fail(agent, where(), how, exc)
-                    await _forever()
-                log.warning(
-                    "agent %s failed on %s (attempt %d), retrying in %.1f s: %r",
-                    agent, where(), attempt, backoff, exc,
-                )  # fmt: skip
-                await self.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def _fail(self, agent: str, where: str, how: str, exc: BaseException) -> None:
         self.failed = True
@@ -179,10 +151,6 @@ async def guard_timer(name: str, tick: Callable[[], Awaitable[object]]) -> None:
         log.exception("timer %s failed; the next tick tries again", name)
 
 
-def _where_events(events: Sequence[Any]) -> str:
-    return _where([event.message for event in events[:1]], len(events))
-
-
 def _where_records(records: Sequence[SourceRecord]) -> str:
     return _where(records[:1], len(records))
 
@@ -194,10 +162,6 @@ def _where(first: Sequence[Any], count: int) -> str:
     head = first[0]
     place = f"{head.topic}[{head.partition}]@{head.offset}"
     return place if count == 1 else f"{count} records from {place}"
-
-
-def _nothing() -> None:
-    """Nothing to pin: the batch source acknowledges only a batch whose handler returned."""
 
 
 def _terminate_self() -> None:

@@ -62,6 +62,7 @@ class FakeConsumer:
         self.seeks: list[tuple[TP, int]] = []
         self.full: list[TP] = []
         self.dropped: list[TP] = []
+        self.log_start: dict[TP, int] = {}
 
     def assignment(self) -> set[TP]:
         return self.assigned
@@ -71,6 +72,9 @@ class FakeConsumer:
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp, offset))
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self.log_start.get(tp, 0) for tp in tps}
 
     def on_buffer_full(self, tp: TP) -> None:
         self.full.append(tp)
@@ -144,6 +148,7 @@ async def run_until_idle(source: BatchSource) -> None:
 async def test_batches_split_at_max_batch_and_ack_what_faust_commits() -> None:
     source, consumer, _, handler = make(max_batch=3)
     consumer._read_offset[P0] = 0
+    consumer.log_start[P1] = 7  # nothing read or committed: P1 starts at its log start
     other = TP("other", 0)
     batch: dict[Any, list[Any]] = {P0: fetched(0, 1, 2, 3, 4), P1: fetched(7, 8), other: [1]}
     await source.offer(consumer, batch, {P0, P1})
@@ -172,6 +177,52 @@ async def test_a_failing_batch_halts_and_nothing_after_it_is_acknowledged() -> N
     assert consumer.commit_offset(P0) == 2  # never past offset 2, the failed batch's first
     await source.offer(consumer, {P0: fetched(6, 7)}, {P0})
     assert consumer.commit_offset(P0) is None, "a halted source acknowledges nothing more"
+
+
+@in_loop
+async def test_with_nothing_read_or_committed_a_partition_starts_at_its_log_start() -> None:
+    """A rebalance before the group's first commit: the fetcher stands past dropped records.
+
+    Faust leaves the read offset unset when nothing is committed; the first
+    fetch then began at 15 although 0..14 were never handed over. Accepting
+    it would let Faust commit 15..19 over the hole.
+    """
+    source, consumer, _, handler = make()
+    await source.offer(consumer, {P0: fetched(15, 16, 17, 18, 19)}, {P0})
+    assert consumer.seeks == [(P0, 0)], "sought back to the log start"
+    await run_until_idle(source)
+    assert handler.batches == [] and consumer.commit_offset(P0) is None
+    await source.offer(consumer, {P0: fetched(*range(20))}, {P0})
+    await run_until_idle(source)
+    assert [r.offset for b in handler.batches for r in b] == list(range(20))
+    assert consumer.commit_offset(P0) == 20
+
+
+@in_loop
+async def test_a_log_start_past_zero_is_where_an_uncommitted_partition_begins() -> None:
+    source, consumer, _, handler = make()
+    consumer.log_start[P0] = 40  # retention removed 0..39
+    await source.offer(consumer, {P0: fetched(40, 41)}, {P0})
+    await run_until_idle(source)
+    assert consumer.seeks == [] and consumer.commit_offset(P0) == 42
+
+
+@in_loop
+async def test_a_cancelled_future_under_the_handler_halts_instead_of_ending_the_source() -> None:
+    """Re-raised, a stray CancelledError would end the task and leave the topic unread."""
+    source, consumer, _, handler = make(max_batch=2)
+
+    async def cancelled_under(records: list[SourceRecord]) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.cancel()
+        await future
+
+    source.handler = cancelled_under
+    consumer._read_offset[P0] = 0
+    await source.offer(consumer, {P0: fetched(0, 1)}, {P0})
+    await run_until_idle(source)  # cancels the task: it must still be running, halted
+    assert isinstance(source.failed, asyncio.CancelledError)
+    assert consumer.commit_offset(P0) is None
 
 
 @pytest.mark.parametrize("why", ["generation", "revoked"])
@@ -207,6 +258,7 @@ async def test_buffered_chunks_of_an_old_generation_are_dropped() -> None:
     await source.offer(consumer, {P0: fetched(0, 1)}, {P0})
     source.revoke(consumer, {P0})
     assert not consumer._unacked_messages
+    consumer._read_offset[P1] = 3
     await source.offer(consumer, {P1: fetched(3)}, {P1})
     app.consumer_generation_id = 2
     await source.offer(consumer, {P1: fetched(4)}, {P1})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -12,21 +11,8 @@ import pytest
 from streams.worker.runtime.guard import AgentGuard, guard_timer
 from streams.worker.source import SourceRecord
 
-
-@dataclass
-class Message:
-    topic: str = "lfr.detections"
-    partition: int = 0
-    offset: int = 7
-    refcount: int = 0
-
-    def incref(self) -> None:
-        self.refcount += 1
-
-
-@dataclass
-class Event:
-    message: Message = field(default_factory=Message)
+RECORDS = [SourceRecord("lfr.detections", 2, 40, b"S1", b"v", 1),
+           SourceRecord("lfr.detections", 2, 41, b"S1", b"v", 1)]  # fmt: skip
 
 
 def failing(times: int) -> tuple[Callable[[], Any], list[int]]:
@@ -44,62 +30,44 @@ async def no_sleep(_s: float) -> None:
     return None
 
 
-def test_a_transient_failure_is_retried_in_place() -> None:
-    stops: list[int] = []
-    guard = AgentGuard(retry_limit_s=30, stop_worker=lambda: stops.append(1), sleep=no_sleep,
-                       clock=lambda: 0.0)  # fmt: skip
-    work, calls = failing(times=3)
-    event = Event()
-    asyncio.run(guard.run("detections", [event], work))
-    assert len(calls) == 4 and not stops and not guard.failed
-    assert event.message.refcount == 0
-
-
-def test_a_lasting_failure_pins_the_records_and_stops_the_worker() -> None:
-    stops: list[int] = []
-    now = [0.0]
-
-    async def sleep(seconds: float) -> None:
-        now[0] += seconds
-
-    guard = AgentGuard(retry_limit_s=2, stop_worker=lambda: stops.append(1), sleep=sleep,
-                       clock=lambda: now[0])  # fmt: skip
-    work, calls = failing(times=10**6)
-    events = [Event(), Event(Message(offset=8))]
-
-    async def scenario() -> None:
-        task = asyncio.create_task(guard.run("detections", events, work))
-        while not stops:
-            await asyncio.sleep(0)
-        await asyncio.sleep(0.01)
-        assert not task.done()  # it waits for the stop instead of going on
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(scenario())
-    assert stops == [1] and guard.failed and 3 <= len(calls) <= 6
-    assert [e.message.refcount for e in events] == [1, 1]  # Faust's ack never reaches 0
-
-
-def test_work_cancelled_half_done_is_pinned() -> None:
+def test_work_cancelled_by_a_stop_re_raises() -> None:
+    """A stop cancels the handler's task: the batch is not acknowledged, nothing is retried."""
     guard = AgentGuard(stop_worker=lambda: None)
-    event = Event()
     started = asyncio.Event()
+    calls: list[int] = []
 
     async def work() -> None:
+        calls.append(1)
         started.set()
         await asyncio.sleep(3600)
 
     async def scenario() -> None:
-        task = asyncio.create_task(guard.run("alerts", [event], work))
+        task = asyncio.create_task(guard.run_batch("alerts", RECORDS, work))
         await started.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
     asyncio.run(scenario())
-    assert event.message.refcount == 1
+    assert calls == [1] and not guard.failed
+
+
+def test_a_future_cancelled_under_the_work_is_retried_like_a_failure() -> None:
+    """A CancelledError nobody asked this task for must not end the input's task."""
+    stops: list[int] = []
+    guard = AgentGuard(retry_limit_s=30, stop_worker=lambda: stops.append(1), sleep=no_sleep,
+                       clock=lambda: 0.0)  # fmt: skip
+    calls: list[int] = []
+
+    async def work() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            future.cancel()  # as a producer's send future cancelled under us
+            await future
+
+    asyncio.run(guard.run_batch("adjudications", RECORDS, work))
+    assert calls == [1, 1] and not stops and not guard.failed
 
 
 def test_a_failing_timer_tick_is_logged_and_the_next_one_runs(
@@ -112,11 +80,7 @@ def test_a_failing_timer_tick_is_logged_and_the_next_one_runs(
     assert "timer consumer_lag failed" in caplog.text
 
 
-RECORDS = [SourceRecord("lfr.detections", 2, 40, b"S1", b"v", 1),
-           SourceRecord("lfr.detections", 2, 41, b"S1", b"v", 1)]  # fmt: skip
-
-
-def test_a_batch_is_retried_in_place_like_an_event() -> None:
+def test_a_transient_failure_is_retried_in_place() -> None:
     stops: list[int] = []
     guard = AgentGuard(retry_limit_s=30, stop_worker=lambda: stops.append(1), sleep=no_sleep,
                        clock=lambda: 0.0)  # fmt: skip
