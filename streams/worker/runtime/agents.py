@@ -11,6 +11,7 @@ produces and writes their results.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -71,8 +72,14 @@ class Handlers:
         reference: ReferenceService,
         detection_context: DetectionContext,
         progress: DetectionsProgress,
+        outcome_tables: asyncio.Lock,
     ) -> None:
         self.writer = writer
+        # The alerts and adjudications inputs (and the expiry timers) read the
+        # alerts and pending tables, await their outputs' acks, then write the
+        # tables: two of them interleaved would each miss the other's change
+        # (an alert stored while its adjudication is held: no outcome ever).
+        self.outcome_tables = outcome_tables
         self.progress = progress
         self.tables = tables
         self.decode = codec.decode
@@ -121,12 +128,15 @@ class Handlers:
 
     async def alerts(self, records: list[SourceRecord]) -> None:
         """lfr.alerts -> the alerts table, and the outcome of an adjudication held for one."""
-        await self._outcomes(ALERTS.stage, on_alerts(records, self.tables, now_ms(), self.decode))
+        async with self.outcome_tables:
+            result = on_alerts(records, self.tables, now_ms(), self.decode)
+            await self._outcomes(ALERTS.stage, result)
 
     async def adjudications(self, records: list[SourceRecord]) -> None:
         """lfr.adjudications -> an outcome, or held until its alert arrives."""
-        result = on_adjudications(records, self.tables, now_ms(), self.decode)
-        await self._outcomes(ADJUDICATIONS.stage, result)
+        async with self.outcome_tables:
+            result = on_adjudications(records, self.tables, now_ms(), self.decode)
+            await self._outcomes(ADJUDICATIONS.stage, result)
 
     async def _outcomes(self, stage: str, result: StageResult) -> None:
         await self.writer.write(stage, result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,11 +171,12 @@ def build_worker(settings: Settings, options: WorkerOptions | None = None) -> Wo
     writer = StageWriter(app, settings, codec, Changelogs(app, tables))
     ctx = detection_context(settings, options, codec, reference, tables[SITE_CLOCK_TABLE])
     guard = AgentGuard()
-    handlers = Handlers(writer, tables, codec, reference, ctx, progress)
+    outcome_tables = asyncio.Lock()  # the alerts and pending tables: one writer at a time
+    handlers = Handlers(writer, tables, codec, reference, ctx, progress, outcome_tables)
     install_agents(
         app, settings, handlers, guard, max_batch=options.max_batch, within_s=options.batch_within_s
     )
-    install_timers(app, settings, writer, tables, options.adjudication_hold_s)
+    install_timers(app, settings, writer, tables, options.adjudication_hold_s, outcome_tables)
     health = HealthServer(
         settings.worker_metrics_port, ready=lambda: reference.ready and not guard.failed
     )

@@ -33,6 +33,11 @@ Semantics:
 - records fetched for a partition that is paused at that moment (table
   recovery) are not dropped silently, as Faust's own loop does (the stall that
   ``fetch_watchdog.py`` repairs): the partition is sought back to them.
+- records dropped in a rebalance (fetched while it began, buffered at
+  revoke, or handled in an older generation) are remembered per partition:
+  when the group has committed nothing for it, Faust does not seek it back
+  and the fetcher stands past them, so the next fetch is sought back to the
+  lowest dropped offset (a committed offset past it wins).
 - offsets never delivered are never acknowledged, except a range the fetcher
   skips twice from the same position (transaction markers, compaction).
 - the fetch watchdog and the lag gauge keep working: each buffered or running
@@ -123,6 +128,8 @@ class BatchSource:
         self._buffered = 0
         self._arrived = asyncio.Event()
         self._jumps: dict[TP, tuple[int, int]] = {}
+        self._dropped: dict[TP, int] = {}
+        """Per partition, the lowest offset fetched and then dropped unacknowledged."""
 
     # -- the consumer side (called from BatchConsumer right after each fetch)
 
@@ -136,8 +143,13 @@ class BatchSource:
         for key in mine:
             records = fetched.pop(key)
             tp = TP(key.topic, key.partition)  # aiokafka's own tuple fails Faust's TP checks
-            if not records or not consumer.flow_active or tp not in assignment:
-                continue  # a rebalance began: Faust seeks every partition back afterwards
+            if not records:
+                continue
+            if not consumer.flow_active or tp not in assignment:
+                # a rebalance began: Faust seeks every partition back to its
+                # committed offset afterwards; if none is committed, to here
+                self._drop(tp, records[0].offset)
+                continue
             if tp not in active and tp not in consumer._buffered_partitions:
                 await self._seek_back(consumer, tp, records[0].offset, "paused")
                 continue
@@ -156,14 +168,17 @@ class BatchSource:
         self, consumer: Any, tp: TP, records: list[Any], generation: int
     ) -> Chunk | None:
         expected: int | None = consumer._read_offset[tp]
-        if expected is None:
-            # Nothing read since the group's committed offsets were applied, and
-            # none is committed: the partition starts at its log start
-            # (auto.offset.reset=earliest), not wherever the fetcher stands. A
-            # rebalance before the group's first commit leaves the fetcher past
-            # records this process fetched and dropped (seen: 15 detections
-            # committed unprocessed in the rebalance test).
-            expected = await self._log_start(consumer, tp)
+        dropped = self._dropped.get(tp)
+        committed = consumer._committed_offset[tp]
+        if dropped is not None and (committed is None or dropped >= committed):
+            # Records from ``dropped`` on were fetched (or handed over in an older
+            # generation) and never acknowledged. Faust seeks to the committed
+            # offset after a rebalance, but when the group has committed nothing
+            # for ``tp`` it leaves the read offset unset and the fetcher stands
+            # past them (seen: 15 detections committed unprocessed in the
+            # rebalance test). Refetch from there.
+            if expected is None or dropped < expected:
+                expected = dropped
         first = records[0].offset
         ack_from = first
         if expected is not None and first < expected:
@@ -175,13 +190,15 @@ class BatchSource:
         if expected is not None and first > expected:
             # Either the fetcher skipped offsets without records, or this fetch
             # began before a seek. Refetch from ``expected``: the same jump
-            # twice in a row means there is nothing in between.
-            if self._jumps.get(tp) != (expected, first):
+            # twice in a row means there is nothing in between, unless records
+            # were seen there (dropped), which are never skipped.
+            if self._jumps.get(tp) != (expected, first) or expected == dropped:
                 self._jumps[tp] = (expected, first)
                 await self._seek_back(consumer, tp, expected, "jumped")
                 return None
             ack_from = expected
         self._jumps.pop(tp, None)
+        self._dropped.pop(tp, None)
         consumer._read_offset[tp] = records[-1].offset + 1
         topic, partition = tp.topic, tp.partition
         converted = [
@@ -189,9 +206,10 @@ class BatchSource:
         ]
         return Chunk(tp, converted, ack_from, generation, placeholder(tp, first, generation))
 
-    @staticmethod
-    async def _log_start(consumer: Any, tp: TP) -> int | None:
-        return (await consumer.earliest_offsets(tp)).get(tp)
+    def _drop(self, tp: TP, offset: int) -> None:
+        """Records of ``tp`` from ``offset`` on were fetched and not acknowledged."""
+        known = self._dropped.get(tp)
+        self._dropped[tp] = offset if known is None else min(known, offset)
 
     async def _seek_back(self, consumer: Any, tp: TP, offset: int, why: str) -> None:
         log.info("%s[%d]: fetch %s; seeking back to %d", tp.topic, tp.partition, why, offset)
@@ -202,6 +220,7 @@ class BatchSource:
         """Drop every buffered record (the rebalance moves all partitions to committed)."""
         dropped = len(self._chunks)
         for chunk in self._chunks:
+            self._drop(chunk.tp, chunk.ack_from)
             self._done(consumer, chunk)
         self._chunks.clear()
         self._buffered = 0
@@ -257,6 +276,7 @@ class BatchSource:
             if chunk.generation != generation:
                 self._chunks.popleft()
                 self._buffered -= len(chunk.records)
+                self._drop(chunk.tp, chunk.ack_from)
                 self._done(consumer, chunk)
                 continue
             if len(chunk.records) <= room:
@@ -289,6 +309,7 @@ class BatchSource:
                 tp = chunk.tp
                 if chunk.generation != generation or tp not in assignment:
                     self.stale_batches += 1
+                    self._drop(tp, chunk.ack_from)
                     continue
                 committed = consumer._committed_offset[tp]
                 start = chunk.ack_from if committed is None else max(chunk.ack_from, committed)

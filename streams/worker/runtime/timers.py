@@ -6,6 +6,7 @@ and the next tick tries again (a timer has no offsets to protect).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 
@@ -48,32 +49,41 @@ class TableExpiry:
     """The two expiry timers' ticks over the adjudication tables."""
 
     def __init__(
-        self, writer: StageWriter, tables: Mapping[str, TableT], rule: AlertExpiry, hold_ms: int
+        self,
+        writer: StageWriter,
+        tables: Mapping[str, TableT],
+        rule: AlertExpiry,
+        hold_ms: int,
+        lock: asyncio.Lock,
     ) -> None:
         self.writer = writer
         self.tables = tables
         self.rule = rule
         self.hold_ms = hold_ms
+        self.lock = lock
+        """Shared with the alerts and adjudications inputs (they write the same tables)."""
 
     async def orphans(self) -> None:
         """Dead-letter the adjudications whose alert did not come within the hold."""
-        pending = self.tables[PENDING_TABLE]
-        result = expire_orphans(list(pending.items()), now_ms(), self.hold_ms)
-        if result.changes:
-            await self.writer.write(ADJUDICATIONS.stage, result)
-            metrics.PENDING_ADJUDICATIONS.set(len(pending))
+        async with self.lock:
+            pending = self.tables[PENDING_TABLE]
+            result = expire_orphans(list(pending.items()), now_ms(), self.hold_ms)
+            if result.changes:
+                await self.writer.write(ADJUDICATIONS.stage, result)
+                metrics.PENDING_ADJUDICATIONS.set(len(pending))
 
     async def alerts(self) -> None:
         """Delete the alerts past their lifetime (each delete: a changelog tombstone)."""
-        alerts = self.tables[ALERTS_TABLE]
-        result = expire_alerts(list(alerts.items()), self.rule, now_ms())
-        await self.writer.write(ALERTS.stage, result)
-        metrics.ALERTS_TABLE_ENTRIES.set(len(alerts))
+        async with self.lock:
+            alerts = self.tables[ALERTS_TABLE]
+            result = expire_alerts(list(alerts.items()), self.rule, now_ms())
+            await self.writer.write(ALERTS.stage, result)
+            metrics.ALERTS_TABLE_ENTRIES.set(len(alerts))
 
 
 def install_timers(
     app: faust.App, settings: Settings, writer: StageWriter, tables: Mapping[str, TableT],
-    hold_s: float,
+    hold_s: float, outcome_tables: asyncio.Lock,
 ) -> None:  # fmt: skip
     """Every timer of the worker."""
     rule = AlertExpiry(
@@ -82,7 +92,7 @@ def install_timers(
     )
     # a held adjudication is personal data too: never held longer than an alert
     hold_ms = min(int(hold_s * 1000), rule.ttl_ms)
-    expiry = TableExpiry(writer, tables, rule, hold_ms)
+    expiry = TableExpiry(writer, tables, rule, hold_ms, outcome_tables)
     timer(app, "expire_orphans", max(0.5, min(hold_ms / 4000, 10.0)), expiry.orphans)
     interval = sweep_interval_s(
         settings.alert_table_ttl_s, settings.alert_table_keep_after_outcome_s

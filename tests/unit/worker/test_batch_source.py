@@ -62,7 +62,6 @@ class FakeConsumer:
         self.seeks: list[tuple[TP, int]] = []
         self.full: list[TP] = []
         self.dropped: list[TP] = []
-        self.log_start: dict[TP, int] = {}
 
     def assignment(self) -> set[TP]:
         return self.assigned
@@ -72,9 +71,6 @@ class FakeConsumer:
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp, offset))
-
-    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
-        return {tp: self.log_start.get(tp, 0) for tp in tps}
 
     def on_buffer_full(self, tp: TP) -> None:
         self.full.append(tp)
@@ -148,7 +144,6 @@ async def run_until_idle(source: BatchSource) -> None:
 async def test_batches_split_at_max_batch_and_ack_what_faust_commits() -> None:
     source, consumer, _, handler = make(max_batch=3)
     consumer._read_offset[P0] = 0
-    consumer.log_start[P1] = 7  # nothing read or committed: P1 starts at its log start
     other = TP("other", 0)
     batch: dict[Any, list[Any]] = {P0: fetched(0, 1, 2, 3, 4), P1: fetched(7, 8), other: [1]}
     await source.offer(consumer, batch, {P0, P1})
@@ -179,32 +174,74 @@ async def test_a_failing_batch_halts_and_nothing_after_it_is_acknowledged() -> N
     assert consumer.commit_offset(P0) is None, "a halted source acknowledges nothing more"
 
 
-@in_loop
-async def test_with_nothing_read_or_committed_a_partition_starts_at_its_log_start() -> None:
-    """A rebalance before the group's first commit: the fetcher stands past dropped records.
+def forget_read_offsets(consumer: FakeConsumer) -> None:
+    """What Faust's seek to committed offsets leaves when the group committed nothing."""
+    consumer._read_offset.clear()
 
-    Faust leaves the read offset unset when nothing is committed; the first
-    fetch then began at 15 although 0..14 were never handed over. Accepting
-    it would let Faust commit 15..19 over the hole.
+
+@in_loop
+async def test_records_dropped_in_a_rebalance_come_again_when_nothing_is_committed() -> None:
+    """Before the group's first commit, a fetch dropped during a rebalance left the fetcher past it.
+
+    Seen in the rebalance test: the next fetch began at 15 although 0..14
+    were never handed over, and Faust committed over the hole.
     """
-    source, consumer, _, handler = make()
-    await source.offer(consumer, {P0: fetched(15, 16, 17, 18, 19)}, {P0})
-    assert consumer.seeks == [(P0, 0)], "sought back to the log start"
+    source, consumer, app, handler = make()
+    consumer.flow_active = False  # a rebalance began
+    await source.offer(consumer, {P0: fetched(*range(15))}, {P0})
+    consumer.flow_active = True
+    app.consumer_generation_id = 2
+    forget_read_offsets(consumer)
+    await source.offer(consumer, {P0: fetched(15, 16, 17)}, {P0})
+    assert consumer.seeks == [(P0, 0)]
+    await source.offer(consumer, {P0: fetched(15, 16, 17)}, {P0})  # the same jump again
+    assert consumer.seeks == [(P0, 0), (P0, 0)], "records seen there are never skipped"
     await run_until_idle(source)
     assert handler.batches == [] and consumer.commit_offset(P0) is None
-    await source.offer(consumer, {P0: fetched(*range(20))}, {P0})
+    await source.offer(consumer, {P0: fetched(*range(18))}, {P0})
     await run_until_idle(source)
-    assert [r.offset for b in handler.batches for r in b] == list(range(20))
-    assert consumer.commit_offset(P0) == 20
+    assert [r.offset for b in handler.batches for r in b] == list(range(18))
+    assert consumer.commit_offset(P0) == 18
 
 
 @in_loop
-async def test_a_log_start_past_zero_is_where_an_uncommitted_partition_begins() -> None:
-    source, consumer, _, handler = make()
-    consumer.log_start[P0] = 40  # retention removed 0..39
-    await source.offer(consumer, {P0: fetched(40, 41)}, {P0})
+async def test_chunks_dropped_at_revoke_or_handled_in_an_old_generation_come_again() -> None:
+    source, consumer, app, handler = make(max_batch=3)
+    await source.offer(consumer, {P0: fetched(0, 1, 2, 3, 4, 5)}, {P0})
+    batches = source._take()
+    taken = await batches  # 0..2 handed over; 3..5 stay buffered
+    source.revoke(consumer, {P0})
+    app.consumer_generation_id = 2
+    source._acknowledge(taken)  # finished in the old generation: not acknowledged
+    forget_read_offsets(consumer)
+    await source.offer(consumer, {P0: fetched(6, 7)}, {P0})
+    assert consumer.seeks == [(P0, 0)]
+    await source.offer(consumer, {P0: fetched(*range(8))}, {P0})
     await run_until_idle(source)
-    assert consumer.seeks == [] and consumer.commit_offset(P0) == 42
+    assert consumer.commit_offset(P0) == 8
+
+
+@in_loop
+async def test_a_dropped_range_below_the_committed_offset_is_not_fetched_again() -> None:
+    """Another worker processed and committed it meanwhile: the committed offset wins."""
+    source, consumer, app, handler = make()
+    consumer.flow_active = False
+    await source.offer(consumer, {P0: fetched(0, 1)}, {P0})
+    consumer.flow_active = True
+    app.consumer_generation_id = 2
+    consumer._read_offset[P0] = consumer._committed_offset[P0] = 10
+    await source.offer(consumer, {P0: fetched(10, 11)}, {P0})
+    await run_until_idle(source)
+    assert consumer.seeks == [] and consumer.commit_offset(P0) == 12
+
+
+@in_loop
+async def test_a_fresh_process_takes_the_first_fetch_as_its_start() -> None:
+    """Nothing dropped and no read offset yet: the fetcher's position is the committed one."""
+    source, consumer, _, handler = make()
+    await source.offer(consumer, {P0: fetched(400, 401)}, {P0})
+    await run_until_idle(source)
+    assert consumer.seeks == [] and [r.offset for b in handler.batches for r in b] == [400, 401]
 
 
 @in_loop
@@ -258,7 +295,6 @@ async def test_buffered_chunks_of_an_old_generation_are_dropped() -> None:
     await source.offer(consumer, {P0: fetched(0, 1)}, {P0})
     source.revoke(consumer, {P0})
     assert not consumer._unacked_messages
-    consumer._read_offset[P1] = 3
     await source.offer(consumer, {P1: fetched(3)}, {P1})
     app.consumer_generation_id = 2
     await source.offer(consumer, {P1: fetched(4)}, {P1})
