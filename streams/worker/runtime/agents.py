@@ -1,4 +1,4 @@
-"""The agents: each hands its records to its stage and carries out the result.
+"""The inputs: each hands its records to its stage and carries out the result.
 
 Every input comes through a batch source
 (:mod:`streams.worker.runtime.batch_source`), which hands its fetched records
