@@ -192,7 +192,7 @@ def batch_input(
             log.info("%s: windows and watchlists caught up, matching starts", name)
             waiting = False
         metrics.RECORDS_IN.labels(stage=name).inc(len(records))
-        await guard.run_batch(name, records, partial(handle, records))
+        await guard.run(name, records, partial(handle, records))
 
     return install_batch_handler(
         app, topic, handler, max_batch=max_batch, within=within_s,
@@ -200,7 +200,7 @@ def batch_input(
     )  # fmt: skip
 
 
-REFERENCE_BATCH = 100
+LOW_VOLUME_BATCH = 100
 """Most records of lfr.operations, lfr.alerts or lfr.adjudications in one handler run
 (a few a minute in steady state; a backlog after a restart goes in batches)."""
 
@@ -223,13 +223,13 @@ def install_agents(
     sources replace the app's consumer class.
     """
     batch_input(app, guard, settings.topic_operations, "operations", handlers.operations,
-                max_batch=REFERENCE_BATCH)  # fmt: skip
+                max_batch=LOW_VOLUME_BATCH)  # fmt: skip
     detections = batch_input(
         app, guard, settings.topic_detections, "detections", handlers.detections,
         max_batch=max_batch, within_s=within_s, ready=handlers.reference.wait_ready,
     )  # fmt: skip
     batch_input(app, guard, settings.topic_alerts, "alerts", handlers.alerts,
-                max_batch=REFERENCE_BATCH)  # fmt: skip
+                max_batch=LOW_VOLUME_BATCH)  # fmt: skip
     batch_input(app, guard, settings.topic_adjudications, "adjudications",
-                handlers.adjudications, max_batch=REFERENCE_BATCH)  # fmt: skip
+                handlers.adjudications, max_batch=LOW_VOLUME_BATCH)  # fmt: skip
     return detections

@@ -169,15 +169,16 @@ class BatchSource:
     ) -> Chunk | None:
         expected: int | None = consumer._read_offset[tp]
         dropped = self._dropped.get(tp)
-        committed = consumer._committed_offset[tp]
-        if dropped is not None and (committed is None or dropped >= committed):
+        if dropped is not None:
             # Records from ``dropped`` on were fetched (or handed over in an older
             # generation) and never acknowledged. Faust seeks to the committed
             # offset after a rebalance, but when the group has committed nothing
             # for ``tp`` it leaves the read offset unset and the fetcher stands
             # past them (seen: 15 detections committed unprocessed in the
-            # rebalance test). Refetch from there.
-            if expected is None or dropped < expected:
+            # rebalance test). Refetch from there, unless a commit passed them.
+            committed = consumer._committed_offset[tp]
+            below_read = expected is None or dropped < expected
+            if below_read and (committed is None or dropped >= committed):
                 expected = dropped
         first = records[0].offset
         ack_from = first

@@ -3,7 +3,7 @@
 Every input (lfr.detections, lfr.operations, lfr.alerts, lfr.adjudications)
 comes through a batch source (:mod:`streams.worker.runtime.batch_source`),
 which acknowledges a batch only when its handler returned; each handler runs
-its work through :meth:`AgentGuard.run_batch`:
+its work through :meth:`AgentGuard.run`:
 
 - an exception is retried in place with backoff (a transient fault: metadata
   missing for a moment, a broker restarting) for up to ``retry_limit_s``
@@ -34,7 +34,6 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from streams.worker import metrics
 from streams.worker.runtime.batch_source import being_cancelled
@@ -59,7 +58,7 @@ class WorkerFailure:
 
 
 class AgentGuard:
-    """Runs an agent's work on some events; see the module doc."""
+    """Runs an input handler's work on one batch; see the module doc."""
 
     def __init__(
         self,
@@ -75,7 +74,7 @@ class AgentGuard:
         self.clock = clock or (lambda: asyncio.get_running_loop().time())
         self.failed = False
 
-    async def run_batch(
+    async def run(
         self, agent: str, records: Sequence[SourceRecord], work: Callable[[], Awaitable[None]]
     ) -> None:
         """Run ``work`` for a batch handed over by the batch source.
@@ -152,16 +151,12 @@ async def guard_timer(name: str, tick: Callable[[], Awaitable[object]]) -> None:
 
 
 def _where_records(records: Sequence[SourceRecord]) -> str:
-    return _where(records[:1], len(records))
-
-
-def _where(first: Sequence[Any], count: int) -> str:
-    """``topic[partition]@offset`` of the first record (anything with those attributes)."""
-    if not first:
+    """``topic[partition]@offset`` of the first record, and how many there are."""
+    if not records:
         return "no record"
-    head = first[0]
+    head = records[0]
     place = f"{head.topic}[{head.partition}]@{head.offset}"
-    return place if count == 1 else f"{count} records from {place}"
+    return place if len(records) == 1 else f"{len(records)} records from {place}"
 
 
 def _terminate_self() -> None:

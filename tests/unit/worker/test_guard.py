@@ -42,7 +42,7 @@ def test_work_cancelled_by_a_stop_re_raises() -> None:
         await asyncio.sleep(3600)
 
     async def scenario() -> None:
-        task = asyncio.create_task(guard.run_batch("alerts", RECORDS, work))
+        task = asyncio.create_task(guard.run("alerts", RECORDS, work))
         await started.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -66,7 +66,7 @@ def test_a_future_cancelled_under_the_work_is_retried_like_a_failure() -> None:
             future.cancel()  # as a producer's send future cancelled under us
             await future
 
-    asyncio.run(guard.run_batch("adjudications", RECORDS, work))
+    asyncio.run(guard.run("adjudications", RECORDS, work))
     assert calls == [1, 1] and not stops and not guard.failed
 
 
@@ -85,7 +85,7 @@ def test_a_transient_failure_is_retried_in_place() -> None:
     guard = AgentGuard(retry_limit_s=30, stop_worker=lambda: stops.append(1), sleep=no_sleep,
                        clock=lambda: 0.0)  # fmt: skip
     work, calls = failing(times=2)
-    asyncio.run(guard.run_batch("detections", RECORDS, work))
+    asyncio.run(guard.run("detections", RECORDS, work))
     assert len(calls) == 3 and not stops and not guard.failed
 
 
@@ -104,7 +104,7 @@ def test_a_batch_failing_for_good_stops_the_worker_and_never_returns(
     work, calls = failing(times=10**6)
 
     async def scenario() -> None:
-        task = asyncio.create_task(guard.run_batch("detections", RECORDS, work))
+        task = asyncio.create_task(guard.run("detections", RECORDS, work))
         while not stops:
             await asyncio.sleep(0)
         await asyncio.sleep(0.01)
@@ -113,7 +113,7 @@ def test_a_batch_failing_for_good_stops_the_worker_and_never_returns(
         with pytest.raises(asyncio.CancelledError):
             await task
         # any later batch waits too (the worker is stopping), without running its work
-        later = asyncio.create_task(guard.run_batch("detections", RECORDS, work))
+        later = asyncio.create_task(guard.run("detections", RECORDS, work))
         ran = len(calls)
         await asyncio.sleep(0.01)
         assert not later.done() and len(calls) == ran
