@@ -211,6 +211,9 @@ class BatchSource:
         """Records of ``tp`` from ``offset`` on were fetched and not acknowledged."""
         known = self._dropped.get(tp)
         self._dropped[tp] = offset if known is None else min(known, offset)
+        if known is None or offset < known:  # rebalances are rare: say where a refetch starts
+            log.info("%s[%d]: records from %d dropped in a rebalance", tp.topic, tp.partition,
+                     offset)  # fmt: skip
 
     async def _seek_back(self, consumer: Any, tp: TP, offset: int, why: str) -> None:
         log.info("%s[%d]: fetch %s; seeking back to %d", tp.topic, tp.partition, why, offset)

@@ -97,6 +97,12 @@ class WorkerHarness:
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())
 
+    def offset_events(self) -> str:
+        """Every worker's log lines about seeks, drops and rebalances (a failure's evidence)."""
+        marks = ("seeking back", "dropped", "rebalanc", "_on_partitions_assigned", "generation id")
+        lines = [line for line in self.log_text().splitlines() if any(m in line for m in marks)]
+        return "\n".join(lines[-60:])
+
     def log_bytes(self) -> bytes:
         return b"".join(p.read_bytes() for p in self.logs if p.exists())
 
@@ -149,7 +155,10 @@ class WorkerHarness:
                 pytest.fail("worker exited:\n" + self.log_text()[-3000:])
             time.sleep(0.5)
         pytest.fail(
-            f"{topic}: condition not met, have {len(records)} records\n" + self.log_text()[-3000:]
+            f"{topic}: condition not met, have {len(records)} records\n"
+            + self.offset_events()
+            + "\n----- last log lines -----\n"
+            + self.log_text()[-3000:]
         )
 
     def close(self) -> None:
