@@ -43,6 +43,10 @@ CONSUMER_LAG = Gauge(
     "input partition.",
     ["topic", "partition"],
 )
+RECOVERY_SECONDS = Gauge(
+    "lfr_worker_table_recovery_seconds",
+    "How long the running table recovery has taken (0 when none runs; the inputs wait for it).",
+)
 FETCH_REWINDS = Counter(
     "lfr_worker_fetch_rewinds_total",
     "Input partitions sought back because fetched records never reached their agent.",

@@ -229,6 +229,12 @@ class BatchSource:
         self._chunks.clear()
         self._buffered = 0
         self._jumps.clear()
+        # The buffer is empty: no partition of this topic waits for it to drain.
+        # (Faust keeps the mark across a rebalance, and a marked partition is
+        # made active again by the next drain, table recovery or not.)
+        consumer._buffered_partitions.difference_update(
+            [tp for tp in consumer._buffered_partitions if tp.topic == self.topic]
+        )
         if dropped:
             log.info("rebalance: dropped %d buffered chunks of %s", dropped, self.topic)
 
@@ -293,8 +299,13 @@ class BatchSource:
         if not self._chunks:
             self._arrived.clear()
         if self._buffered <= self.max_buffered // 2:
+            # Faust's on_buffer_drop makes the partition active again, even one it
+            # paused for a rebalance or table recovery: that one stays marked, and
+            # Faust resumes it when its recovery is done.
+            paused = consumer._paused_partitions
             for tp in [tp for tp in consumer._buffered_partitions if tp.topic == self.topic]:
-                consumer.on_buffer_drop(tp)
+                if tp not in paused:
+                    consumer.on_buffer_drop(tp)
         return taken
 
     def _acknowledge(self, batch: Sequence[Chunk]) -> None:

@@ -1,4 +1,4 @@
-"""The worker's timers: table expiry, the fetch watchdog, the lag gauge, segment roll markers.
+"""The worker's timers: table expiry, the fetch and recovery watches, the lag gauge, segment rolls.
 
 Each tick runs through :func:`guard_timer`: a failure is counted and logged
 and the next tick tries again (a timer has no offsets to protect).
@@ -21,12 +21,14 @@ from streams.worker.runtime.fetch_watchdog import FetchWatchdog
 from streams.worker.runtime.guard import guard_timer
 from streams.worker.runtime.lag import LagGauge
 from streams.worker.runtime.outputs import StageWriter
+from streams.worker.runtime.recovery_watch import RecoveryWatch
 from streams.worker.runtime.segment_roll import roll_interval_s, roll_segments
 from streams.worker.runtime.tables import now_ms
 
 WATCHDOG_INTERVAL_S = 10.0
 """Two checks this far apart with nothing moving mean the records are lost to the agent."""
 LAG_INTERVAL_S = 5.0
+RECOVERY_WATCH_INTERVAL_S = 5.0
 
 
 def timer(
@@ -103,6 +105,7 @@ def install_timers(
               settings.topic_alerts)  # fmt: skip
     watchdog = FetchWatchdog(app, inputs)
     timer(app, "fetch_watchdog", WATCHDOG_INTERVAL_S, watchdog.tick)
+    timer(app, "recovery_watch", RECOVERY_WATCH_INTERVAL_S, RecoveryWatch(app).tick)
     lag = LagGauge(app, inputs)
 
     async def update_lag() -> None:

@@ -98,10 +98,12 @@ class WorkerHarness:
         return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())
 
     def offset_events(self) -> str:
-        """Every worker's log lines about seeks, drops and rebalances (a failure's evidence)."""
-        marks = ("seeking back", "dropped", "rebalanc", "_on_partitions_assigned", "generation id")
+        """Every worker's log lines about seeks, drops, rebalances, recovery and errors."""
+        marks = ("seeking back", "dropped", "rebalanc", "_on_partitions_assigned", "generation id",
+                 "table recovery has run", "Restarting", "Fetcher", "Worker ready", "ERROR",
+                 "CRITICAL", "Traceback")  # fmt: skip
         lines = [line for line in self.log_text().splitlines() if any(m in line for m in marks)]
-        return "\n".join(lines[-60:])
+        return "\n".join(lines[-80:])
 
     def log_bytes(self) -> bytes:
         return b"".join(p.read_bytes() for p in self.logs if p.exists())

@@ -51,6 +51,7 @@ class FakeConsumer:
         self.assigned = assigned
         self.flow_active = True
         self._buffered_partitions: set[TP] = set()
+        self._paused_partitions: set[TP] = set()
         self._read_offset: defaultdict[TP, int | None] = defaultdict(lambda: None)
         self._committed_offset: defaultdict[TP, int | None] = defaultdict(lambda: None)
         self._acked: defaultdict[TP, list[int]] = defaultdict(list)
@@ -359,6 +360,33 @@ async def test_a_full_buffer_pauses_fetching_until_half_drained() -> None:
     assert consumer.dropped == []  # 2 of 4 left: more than half of 3
     await source._take()
     assert consumer.dropped == [P0]
+
+
+@in_loop
+async def test_a_partition_paused_for_recovery_is_not_made_active_by_a_drain() -> None:
+    source, consumer, _, _ = make(max_batch=2, max_buffered=3)
+    await source.offer(consumer, {P0: fetched(0, 1, 2, 3)}, {P0})
+    assert consumer.full == [P0]
+    consumer._paused_partitions.add(P0)  # Faust paused it: a rebalance, then table recovery
+    await source._take()
+    await source._take()
+    assert consumer.dropped == []  # on_buffer_drop would add P0 to the active partitions
+    assert consumer._buffered_partitions == {P0}
+    consumer._paused_partitions.clear()  # recovery done: Faust resumed it
+    await source.offer(consumer, {P0: fetched(4)}, {P0})
+    await source._take()
+    assert consumer.dropped == [P0]
+
+
+@in_loop
+async def test_a_revoke_clears_the_topic_s_buffer_full_marks() -> None:
+    source, consumer, _, _ = make(max_batch=2, max_buffered=3)
+    other = TP("other", 0)
+    consumer._buffered_partitions.add(other)
+    await source.offer(consumer, {P0: fetched(0, 1, 2, 3)}, {P0})
+    assert P0 in consumer._buffered_partitions
+    source.revoke(consumer, {P0})
+    assert consumer._buffered_partitions == {other}
 
 
 class WatchedConsumer(FakeConsumer):
