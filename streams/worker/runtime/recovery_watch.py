@@ -70,10 +70,7 @@ class RecoveryWatch:
         behind = {tp: n for tp, n in recovery.active_remaining().items() if n > 0}
         parts = [f"table recovery has run {elapsed:.0f} s"]
         for tp in sorted(behind):
-            try:
-                position = await consumer.position(tp)
-            except Exception as exc:  # noqa: BLE001 - a diagnostic never fails
-                position = f"unknown ({type(exc).__name__})"
+            position = _client_position(consumer, tp)
             parts.append(
                 f"{tp.topic}[{tp.partition}] read to {recovery.active_offsets.get(tp)} of "
                 f"{recovery.active_highwaters.get(tp)}, client position {position}"
@@ -111,13 +108,36 @@ class RecoveryWatch:
     @staticmethod
     def _client_state(consumer: Any) -> str:
         try:
-            client = consumer._thread._consumer
-            fetcher = client._fetcher
+            thread = consumer._thread
+            fetcher = thread._consumer._fetcher
             subscription = fetcher._subscriptions
             return (
                 f"client: reassignment in progress {subscription.reassignment_in_progress}, "
                 f"holding records of {_describe(fetcher._records)}, fetches in flight to "
-                f"nodes {sorted(fetcher._in_flight)}"
+                f"nodes {sorted(fetcher._in_flight)}; calls waiting for the consumer "
+                f"thread {_waiting(thread)}, for the main thread {_waiting(consumer)}"
             )
         except Exception as exc:  # noqa: BLE001 - a diagnostic never fails
             return f"client: unknown ({type(exc).__name__}: {exc})"
+
+
+def _client_position(consumer: Any, tp: Any) -> object:
+    """The Kafka client's fetch position, read from its state.
+
+    Not ``consumer.position()``: that call runs on the consumer thread's
+    queue of two workers and waits while the position is being reset, so a
+    diagnostic could take a worker from the very fetch it is waiting for.
+    """
+    try:
+        client = consumer._thread._consumer
+        state = client._subscription.subscription.assignment.state_value(tp)
+        if state is None:
+            return "unassigned"
+        return state.position if state.has_valid_position else "being reset"
+    except Exception as exc:  # noqa: BLE001 - a diagnostic never fails
+        return f"unknown ({type(exc).__name__})"
+
+
+def _waiting(owner: Any) -> object:
+    queue = getattr(getattr(owner, "_method_queue", None), "_queue", None)
+    return "?" if queue is None else queue.qsize()
