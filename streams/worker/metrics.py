@@ -45,7 +45,11 @@ CONSUMER_LAG = Gauge(
 )
 RECOVERY_SECONDS = Gauge(
     "lfr_worker_table_recovery_seconds",
-    "How long the running table recovery has taken (0 when none runs; the inputs wait for it).",
+    "How long table recovery has run, over its restarts (0 when none runs; the inputs wait).",
+)
+RECOVERY_RESTARTS = Counter(
+    "lfr_worker_table_recovery_restarts_total",
+    "Table recoveries that made no progress and were restarted by a group rebalance.",
 )
 FETCH_REWINDS = Counter(
     "lfr_worker_fetch_rewinds_total",

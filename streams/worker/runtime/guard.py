@@ -69,7 +69,7 @@ class AgentGuard:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.retry_limit_s = RETRY_LIMIT_S if retry_limit_s is None else retry_limit_s
-        self.stop_worker = stop_worker or _terminate_self
+        self.stop_worker = stop_worker or terminate_self
         self.sleep = sleep
         self.clock = clock or (lambda: asyncio.get_running_loop().time())
         self.failed = False
@@ -159,7 +159,7 @@ def _where_records(records: Sequence[SourceRecord]) -> str:
     return place if len(records) == 1 else f"{len(records)} records from {place}"
 
 
-def _terminate_self() -> None:
+def terminate_self() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 

@@ -1,36 +1,56 @@
-"""Says what Faust's table recovery waits for when it takes too long.
+"""Watches Faust's table recovery: says what it waits for, restarts it, and gives up.
 
 Why: a worker in table recovery keeps its input partitions paused until every
 active changelog partition is read up to the highwater it measured when the
 rebalance began. When the records never arrive, Faust only logs "No event
 received for active tp … since recovery start" every few seconds: the
-worker stays up, not ready, and its partitions never move. That state was
-seen once per few dozen rebalances in the worker tests, and its cause is
-not proven; this watch gathers, in one log line per stall (and again each
-minute), everything the cause could be: the changelog partitions behind and
-the Kafka client's position in each, whether Faust's fetcher task is alive,
-whether the flow and the partitions are active, what the Kafka client holds
-buffered, and how full the changelog queue is. The same duration is a gauge,
-so a dashboard shows a stuck recovery without reading logs.
+worker stays up and its partitions never move (seen in CI once: a worker
+that kept its partition when a second one joined; its cause is not proven).
 
-It reads Faust's and aiokafka's private attributes, read-only, and never
-fails the timer: a missing attribute is reported as missing.
+What, measured from the recovery's last progress (its start or the last
+changelog record it applied), checked every few seconds:
+
+- after ``DESCRIBE_AFTER_S``: one WARNING line (again each minute) with
+  everything the cause could be: the changelog partitions behind and the
+  Kafka client's position in each, whether Faust's fetcher task is alive,
+  whether the flow and the partitions are active, what the Kafka client
+  holds buffered, how many calls wait for the consumer thread's two workers,
+  how full the changelog queue is;
+- after ``RESTART_AFTER_S``: a fetcher whose task has ended is started again
+  (Faust's own restart only starts one never started), and the group is
+  asked to rebalance, which makes Faust seek and read the changelogs anew;
+  once per recovery;
+- after ``GIVE_UP_AFTER_S`` without a completed recovery (over any number of
+  restarts): the worker stops with exit status 70, as after an agent
+  failure, for its supervisor to start a fresh process. Nothing is lost:
+  the paused partitions' records were never acknowledged.
+
+``lfr_worker_table_recovery_seconds`` is the running recovery's duration (the
+LfrWorkerRecoveryStalled alert). The watch reads Faust's and aiokafka's
+private attributes, read-only; the description never fails the timer.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from streams.worker import metrics
+from streams.worker.runtime.guard import EXIT_CODE, WorkerFailure, terminate_self
 
 log = logging.getLogger(__name__)
 
-STALL_AFTER_S = 30.0
-"""Recovery of a few changelog records takes well under a second here; 30 s is a stall."""
+DESCRIBE_AFTER_S = 20.0
+"""Recovery of this project's small tables takes well under a second."""
+RESTART_AFTER_S = 40.0
+GIVE_UP_AFTER_S = 150.0
 REPEAT_S = 60.0
+
+
+class RecoveryStalled(RuntimeError):
+    """Table recovery made no progress within the bound, over its restarts."""
 
 
 def _describe(tps: Iterable[Any]) -> str:
@@ -38,37 +58,90 @@ def _describe(tps: Iterable[Any]) -> str:
 
 
 class RecoveryWatch:
-    """One tick per timer interval; logs the recovery state once it has stalled."""
+    """One tick per timer interval; see the module doc for what each tick may do."""
 
-    def __init__(self, app: Any, *, stall_after_s: float = STALL_AFTER_S) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        stop_worker: Callable[[], None] = terminate_self,
+        rejoin: Callable[[Any], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.app = app
-        self.stall_after_s = stall_after_s
+        self.stop_worker = stop_worker
+        self.rejoin = rejoin or request_rejoin
+        self.clock = clock
+        self._since: float | None = None
+        """When the recovery period began (kept over restarts, until one completes)."""
+        self._restarted: float | None = None
+        """The start time of the recovery already restarted."""
         self._logged_at: float | None = None
+        self._stopped = False
 
     async def tick(self) -> str | None:
-        """The line logged this tick, if any."""
+        """What this tick did, if anything (the line it logged, or the step it took)."""
         recovery = getattr(self.app.tables, "_recovery", None)
         started = getattr(recovery, "_recovery_started_at", None)
         if recovery is None or not recovery.in_recovery or started is None:
-            self._logged_at = None
+            self._since = self._restarted = self._logged_at = None
             metrics.RECOVERY_SECONDS.set(0)
             return None
-        now = time.monotonic()
-        elapsed = now - started
-        metrics.RECOVERY_SECONDS.set(elapsed)
-        if elapsed < self.stall_after_s:
+        now = self.clock()
+        if self._since is None:
+            self._since = started
+        metrics.RECOVERY_SECONDS.set(now - self._since)
+        last = getattr(recovery, "_last_active_event_processed_at", None)
+        idle = now - max(started, last or started)
+        if idle < DESCRIBE_AFTER_S or self._stopped:
             return None
-        if self._logged_at is not None and now - self._logged_at < REPEAT_S:
-            return None
-        self._logged_at = now
-        line = await self.describe(recovery, elapsed)
-        log.warning("%s", line)
-        return line
+        if now - self._since >= GIVE_UP_AFTER_S:
+            return self._give_up(now - self._since)
+        said = None
+        if self._logged_at is None or now - self._logged_at >= REPEAT_S:
+            self._logged_at = now
+            said = self.describe(recovery, idle)
+            log.warning("%s", said)
+        if idle >= RESTART_AFTER_S and self._restarted != started:
+            self._restarted = started
+            said = await self._restart(idle)
+        return said
 
-    async def describe(self, recovery: Any, elapsed: float) -> str:
+    async def _restart(self, idle: float) -> str:
+        fetcher = getattr(self.app, "_fetcher", None)
+        revived = False
+        if fetcher is not None and _fetcher_ended(fetcher):
+            await self.app._stop_fetcher()
+            await fetcher.maybe_start()
+            revived = True
+        self.rejoin(self.app.consumer)
+        metrics.RECOVERY_RESTARTS.inc()
+        step = (
+            f"table recovery made no progress for {idle:.0f} s: "
+            + ("started the ended fetcher again and " if revived else "")
+            + "asked the group to rebalance, to read the changelogs anew"
+        )
+        log.warning("%s", step)
+        return step
+
+    def _give_up(self, elapsed: float) -> str:
+        self._stopped = True
+        reason = RecoveryStalled(f"table recovery did not complete in {elapsed:.0f} s")
+        WorkerFailure.reason = reason
+        metrics.WORKER_FAILED.set(1)
+        step = (
+            f"{reason}, over a restart: stopping the worker (exit status {EXIT_CODE}) for its "
+            "supervisor to start a fresh process; its input partitions were paused and "
+            "nothing of them is committed"
+        )
+        log.critical("%s", step)
+        self.stop_worker()
+        return step
+
+    def describe(self, recovery: Any, idle: float) -> str:
         app, consumer = self.app, self.app.consumer
         behind = {tp: n for tp, n in recovery.active_remaining().items() if n > 0}
-        parts = [f"table recovery has run {elapsed:.0f} s"]
+        parts = [f"table recovery has made no progress for {idle:.0f} s"]
         for tp in sorted(behind):
             position = _client_position(consumer, tp)
             parts.append(
@@ -141,3 +214,17 @@ def _client_position(consumer: Any, tp: Any) -> object:
 def _waiting(owner: Any) -> object:
     queue = getattr(getattr(owner, "_method_queue", None), "_queue", None)
     return "?" if queue is None else queue.qsize()
+
+
+def _fetcher_ended(fetcher: Any) -> bool:
+    """Started, not stopping, and its fetch task is gone (crashed or returned)."""
+    if not fetcher._started.is_set() or fetcher.should_stop:
+        return False
+    return all(task.done() for task in getattr(fetcher, "_futures", ()))
+
+
+def request_rejoin(consumer: Any) -> None:
+    """Ask the Kafka client's group coordinator to rejoin (on its own thread's loop)."""
+    thread = consumer._thread
+    coordinator = thread._consumer._coordinator
+    thread.thread_loop.call_soon_threadsafe(coordinator.request_rejoin)

@@ -100,7 +100,7 @@ class WorkerHarness:
     def offset_events(self) -> str:
         """Every worker's log lines about seeks, drops, rebalances, recovery and errors."""
         marks = ("seeking back", "dropped", "rebalanc", "_on_partitions_assigned", "generation id",
-                 "table recovery has run", "Restarting", "Fetcher", "Worker ready", "ERROR",
+                 "table recovery", "Restarting", "Fetcher", "Worker ready", "ERROR",
                  "CRITICAL", "Traceback")  # fmt: skip
         lines = [line for line in self.log_text().splitlines() if any(m in line for m in marks)]
         return "\n".join(lines[-80:])
