@@ -53,7 +53,7 @@ class RecoveryStalled(RuntimeError):
     """Table recovery made no progress within the bound, over its restarts."""
 
 
-def _describe(tps: Iterable[Any]) -> str:
+def _names(tps: Iterable[Any]) -> str:
     return ",".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(tps)) or "-"
 
 
@@ -155,8 +155,8 @@ class RecoveryWatch:
         parts.append(
             f"flow active {consumer.flow_active}, flow control active "
             f"{app.flow_control.is_active()}; behind and not active: "
-            f"{_describe(set(behind) - active)}; active: {_describe(active)}; paused: "
-            f"{_describe(paused)}; buffered: {_describe(buffered)}"
+            f"{_names(set(behind) - active)}; active: {_names(active)}; paused: "
+            f"{_names(paused)}; buffered: {_names(buffered)}"
         )
         queue = getattr(app.tables, "_changelog_queue", None)
         if queue is not None:
@@ -168,14 +168,10 @@ class RecoveryWatch:
         fetcher = getattr(self.app, "_fetcher", None)
         if fetcher is None:
             return "fetcher: none"
-        drainer = getattr(fetcher, "_drainer", None)
-        tasks = list(getattr(fetcher, "_futures", ()))
-        finished = [t for t in tasks if t.done()]
         return (
             f"fetcher: state {getattr(fetcher, 'state', '?')}, started "
             f"{fetcher._started.is_set()}, crashed {getattr(fetcher, 'crashed', '?')}, "
-            f"drainer {'none' if drainer is None else ('done' if drainer.done() else 'running')}"
-            f", tasks {len(tasks)} ({len(finished)} done)"
+            f"task {'ended' if _fetcher_ended(fetcher) else 'alive'}"
         )
 
     @staticmethod
@@ -186,7 +182,7 @@ class RecoveryWatch:
             subscription = fetcher._subscriptions
             return (
                 f"client: reassignment in progress {subscription.reassignment_in_progress}, "
-                f"holding records of {_describe(fetcher._records)}, fetches in flight to "
+                f"holding records of {_names(fetcher._records)}, fetches in flight to "
                 f"nodes {sorted(fetcher._in_flight)}; calls waiting for the consumer "
                 f"thread {_waiting(thread)}, for the main thread {_waiting(consumer)}"
             )

@@ -40,7 +40,6 @@ class Fetcher:
         self._started.set()
         self.crashed = ended
         self.should_stop = False
-        self._drainer = None
         task = SimpleNamespace(done=lambda: ended)
         self._futures = [task]
         self.starts = 0
@@ -116,7 +115,7 @@ def test_a_stalled_recovery_is_described_then_restarted_once() -> None:
     assert "app-site_clock-changelog[1] read to" not in line
     assert "behind and not active: app-windows-changelog[1]" in line
     assert "paused: detections[1]" in line
-    assert "fetcher: state running, started True, crashed False, drainer none" in line
+    assert "fetcher: state running, started True, crashed False, task alive" in line
     clock.now += 5
     assert asyncio.run(watch.tick()) is None  # said once a minute at most
     clock.now += 15
