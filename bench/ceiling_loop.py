@@ -23,6 +23,7 @@ from streams.worker.deletion import DeletionPolicy
 from streams.worker.detections import STAGE, DetectionContext, process_batch, stage_result
 from streams.worker.pseudonym import Pseudonymiser
 from streams.worker.reference import ReferenceData, read_entries, read_windows
+from streams.worker.runtime.batch_source import FETCH_MAX_WAIT_MS
 from streams.worker.runtime.inputs import source_record
 from streams.worker.runtime.outputs import outgoing, send_grouped, topic_names
 
@@ -79,6 +80,9 @@ async def same_work_loop(settings: Settings, expected: int) -> dict[str, Any]:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
+        # as the worker's consumer: aiokafka's 500 ms hold on a fetch for the idle
+        # partition alone would delay the busy one's next fetch (batch_source.py)
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers, acks="all", max_batch_size=256 * 1024
