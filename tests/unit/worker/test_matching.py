@@ -173,6 +173,41 @@ def test_exact_rescoring_is_each_pair_own_float64_sum(rows: int, pairs: int, dim
     assert _exact_scores(matrix, queries, row_of, query_of).tolist() == expected
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    rows=st.integers(1, 30),
+    queries=st.integers(1, 40),
+    copies=st.integers(0, 10),
+)
+def test_top1_equals_rescoring_every_row(seed: int, rows: int, queries: int, copies: int) -> None:
+    """Whichever rows the float32 product picks as candidates, the result is the brute force:
+    every row's float64 score rounded, the best, ties to the lowest row (some rows repeated
+    exactly, some queries equal to a row, so ties and near ties occur)."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((rows, DIM)).astype(np.float32)
+    vectors[rng.integers(0, rows, copies)] = vectors[0]
+    subjects = [
+        (f"s{i:03d}", (v / np.linalg.norm(v)).astype(np.float32)) for i, v in enumerate(vectors)
+    ]
+    snapshot = store_with(*subjects).snapshot("W1")
+    assert snapshot is not None
+    faces = rng.standard_normal((queries, DIM)).astype(np.float32)
+    faces /= np.linalg.norm(faces, axis=1, keepdims=True)
+    faces[: queries // 2] = snapshot.matrix[rng.integers(0, rows, queries // 2)]
+    batch = match_batch(faces, snapshot, -1.0)
+    for face, match in zip(faces, batch, strict=True):
+        exact = np.round(
+            [(row.astype(np.float64) * face.astype(np.float64)).sum() for row in snapshot.matrix],
+            6,
+        )
+        assert match is not None
+        assert (match.row, match.score) == (
+            int(np.flatnonzero(exact == exact.max())[0]),
+            exact.max(),
+        )
+
+
 def blas_spy() -> tuple[type[np.ndarray], list[list[int]], list[int]]:
     """An ndarray view type that notes every BLAS library's thread count when it multiplies.
 
