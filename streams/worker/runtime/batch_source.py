@@ -391,11 +391,10 @@ FETCH_MAX_WAIT_MS = 100
 
 aiokafka sends one fetch at a time to each broker, for the partitions with
 nothing left unread. While a batch source works through a busy partition's
-records, that fetch asks only for the idle ones (changelogs, quiet topics),
-and the broker holds it until this much time passes: the busy partition's
-next fetch waits behind it. At Faust's 1,500 ms the worker stood idle for a
-third of a full-load run (10-entry bench: 0.3-0.7 s after every ~7,500
-detections); an idle worker pays one empty fetch per broker per 100 ms."""
+records, that fetch asks only for the idle ones, and the busy partition's
+next fetch waits until the broker answers it. An idle worker pays one empty
+fetch per broker per 100 ms. Measured in ``docs/faust-batch-source.md``
+("Fetch timing")."""
 
 
 class _ConsumerThread(AIOKafkaConsumerThread):
@@ -421,14 +420,12 @@ class BatchConsumer(AIOKafkaFaustConsumer):
     ) -> tuple[Mapping[TP, list[Any]] | None, set[TP] | None]:
         if self._buffered_partitions:
             # Faust fetches only the active partitions: one paused for a full
-            # buffer is left out, and the call waits its whole timeout for the
-            # others (mostly idle). A batch source drains half its buffer in a
-            # few handler runs and then had nothing to do for the rest of that
-            # second: 0.3-0.7 s idle after every ~7,500 detections at full load
-            # (10-entry bench). Short calls let the drained partition in again
-            # within 50 ms, while its buffer still holds ~100 ms of work.
+            # buffer is left out while the call waits its whole timeout for the
+            # others (mostly idle), long after the source has drained half its
+            # buffer. Short calls let it in again while ~100 ms of work remain.
             timeout = min(timeout, self.FULL_BUFFER_POLL_S)
-            if not self._get_active_partitions():
+            if self.flow_active and not self._get_active_partitions():
+                # (with the flow stopped, Faust's own step waits for it first)
                 await asyncio.sleep(timeout)  # Faust would sleep 1 s
                 return {}, set()
         records, active = await super()._wait_next_records(timeout)

@@ -71,7 +71,7 @@ def test_a_fetch_call_is_short_while_a_partition_waits_for_its_buffer_to_drain(
     assert fetch_calls == [BatchConsumer.FULL_BUFFER_POLL_S]
     # drained: the next call includes the partition again, with Faust's timeout
     consumer.on_buffer_drop(BUSY)
-    records, active = asyncio.run(consumer._wait_next_records(1.0))
+    _, active = asyncio.run(consumer._wait_next_records(1.0))
     assert fetch_calls[-1] == 1.0
     assert active == {BUSY, IDLE}
 
@@ -97,3 +97,14 @@ def test_the_worker_s_kafka_consumer_waits_at_most_100_ms_for_an_empty_fetch() -
         await client.stop()
 
     asyncio.run(created())
+
+
+def test_with_the_flow_stopped_faust_s_own_step_runs_and_waits_for_it(
+    fetch_calls: list[float],
+) -> None:
+    consumer = batch_consumer()
+    consumer._active_partitions = {BUSY}
+    consumer.on_buffer_full(BUSY)
+    consumer.flow_active = False  # a rebalance: Faust's step waits for the flow to resume
+    asyncio.run(consumer._wait_next_records(1.0))
+    assert fetch_calls == [BatchConsumer.FULL_BUFFER_POLL_S]
