@@ -208,6 +208,46 @@ def test_top1_equals_rescoring_every_row(seed: int, rows: int, queries: int, cop
         )
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    rows=st.integers(1, 30),
+    queries=st.integers(1, 40),
+    pick=st.integers(0, 2**16),
+    nudge=st.sampled_from([-1e-4, -1e-5, -1e-6, 0.0, 1e-6, 1e-5, 1e-4]),
+)
+def test_match_batch_at_a_threshold_equals_rescoring_every_row(
+    seed: int, rows: int, queries: int, pick: int, nudge: float
+) -> None:
+    """Faces the float32 product leaves below the threshold are not rescored; the verdict
+    is still the brute force's, also with the threshold on or beside a face's exact score."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((rows, DIM)).astype(np.float32)
+    subjects = [
+        (f"s{i:03d}", (v / np.linalg.norm(v)).astype(np.float32)) for i, v in enumerate(vectors)
+    ]
+    snapshot = store_with(*subjects).snapshot("W1")
+    assert snapshot is not None
+    faces = rng.standard_normal((queries, DIM)).astype(np.float32)
+    # some faces near a row (scores from 0.5 to 1), the rest random (scores near 0)
+    near = rng.integers(0, rows, queries // 2)
+    blend = rng.uniform(0.0, 1.0, (queries // 2, 1)).astype(np.float32)
+    faces[: queries // 2] = snapshot.matrix[near] + blend * faces[: queries // 2] / np.sqrt(DIM)
+    faces /= np.linalg.norm(faces, axis=1, keepdims=True)
+    rows64 = snapshot.matrix.astype(np.float64)
+    # (faces, rows): each pair's own float64 sum, as the matcher rescores
+    exact = np.array([np.round([(row * face).sum() for row in rows64], 6) for face in faces])
+    threshold = float(exact.max(axis=1)[pick % queries]) + nudge
+    batch = match_batch(faces, snapshot, threshold)
+    for scores, match in zip(exact, batch, strict=True):
+        if scores.max() < threshold:
+            assert match is None
+        else:
+            assert match is not None
+            best = int(np.flatnonzero(scores == scores.max())[0])
+            assert (match.row, match.score) == (best, scores.max())
+
+
 def blas_spy() -> tuple[type[np.ndarray], list[list[int]], list[int]]:
     """An ndarray view type that notes every BLAS library's thread count when it multiplies.
 
