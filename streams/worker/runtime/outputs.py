@@ -55,14 +55,19 @@ async def send_grouped(producer: Any, codec: Codec, records: Iterable[Outgoing])
     """
     grouped: dict[tuple[str, int], list[tuple[bytes, bytes, int | None]]] = {}
     partitions_of: dict[str, list[int]] = {}
+    # a batch's scans share a few site ids: hash each (topic, key) once, not per record
+    placed: dict[tuple[str, str], tuple[bytes, list[tuple[bytes, bytes, int | None]]]] = {}
     encode = codec.encode
     for topic, key, name, record, timestamp_ms in records:
-        partitions = partitions_of.get(topic)
-        if partitions is None:
-            partitions = partitions_of[topic] = await _partitions(producer, topic)
-        key_bytes = key.encode()
-        partition = partitions[(murmur2(key_bytes) & 0x7FFFFFFF) % len(partitions)]
-        group = grouped.setdefault((topic, partition), [])
+        where = placed.get((topic, key))
+        if where is None:
+            partitions = partitions_of.get(topic)
+            if partitions is None:
+                partitions = partitions_of[topic] = await _partitions(producer, topic)
+            key_bytes = key.encode()
+            partition = partitions[(murmur2(key_bytes) & 0x7FFFFFFF) % len(partitions)]
+            where = placed[(topic, key)] = (key_bytes, grouped.setdefault((topic, partition), []))
+        key_bytes, group = where
         group.append((key_bytes, encode(name, record), timestamp_ms))
     futures: list[Awaitable] = []
     for (topic, partition), group in grouped.items():
