@@ -117,14 +117,19 @@ def top1(
     # one pass over the scores where comparing and counting every row took
     # three times as long, and only those queries search their row.
     cutoff = rough - CANDIDATE_MARGIN
-    scores[each, top] = -np.inf
-    runner_up = scores.max(axis=1)
-    scores[each, top] = rough
-    # no valid row at all, or none that can reach the floor: no candidate
-    finite = np.isfinite(rough) & (rough >= floor - CANDIDATE_MARGIN)
-    more = runner_up >= cutoff
-    single = np.flatnonzero(finite & ~more)
-    several = np.flatnonzero(finite & more)
+    # no valid row at all, or none that can reach the floor: no candidate, and no need
+    # of a runner-up (against a large watchlist that pass costs as much as the argmax)
+    live = np.flatnonzero(np.isfinite(rough) & (rough >= floor - CANDIDATE_MARGIN))
+    if len(live) == 0:
+        return rows, best
+    view = scores if len(live) == m else scores[live]  # a copy unless every query is live
+    at = (np.arange(len(live)), top[live])
+    view[at] = -np.inf
+    runner_up = view.max(axis=1)
+    view[at] = rough[live]  # restores the scores when the view is the scores themselves
+    more = runner_up >= cutoff[live]
+    single = live[~more]
+    several = live[more]
     several_of, several_rows = np.nonzero(scores[several] >= cutoff[several, None])
     # (query, row) pairs in row-major order: queries ascending, rows ascending within each
     query_of = np.concatenate([single, several[several_of]])
