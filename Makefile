@@ -58,7 +58,7 @@ bench: setup ## run the benchmarks; figures land in bench/results/
 	$(PY) bench/codec_bench.py
 	$(PY) bench/core_bench.py
 	$(PY) bench/sink_bench.py
-	$(PY) bench/worker_bench.py
+	LFR_BENCH_ROUNDS=$${LFR_BENCH_ROUNDS:-3} $(PY) bench/worker_bench.py
 	$(PY) bench/batch_source_bench.py
 	$(PY) bench/latency_bench.py
 	$(PY) bench/alert_tables_bench.py
