@@ -18,7 +18,8 @@ from streams.worker.snapshot import WatchlistSnapshot
 
 SCORE_DECIMALS = 6
 CANDIDATE_MARGIN = 1e-4
-"""float32 scores this close to a query's best are rescored exactly."""
+"""float32 scores this close to a query's best are rescored exactly (at least; see
+:func:`candidate_margin` for templates of more than 830 dimensions)."""
 RESCORE_BLOCK = 64
 """(row, query) pairs rescored per block: 64 x 512 float64 products stay in cache."""
 BLAS_THREADS = 1
@@ -77,6 +78,20 @@ class Match:
     score: float
 
 
+def candidate_margin(dimension: int) -> float:
+    """How far below a face's float32 best its true best may lie, with room to spare.
+
+    A float32 dot product of two unit vectors of ``dimension`` values is off
+    by at most ``dimension * 2**-24`` (the rounding bound of a sum of that
+    many products, whatever order BLAS adds them in). A row is a candidate
+    when its float32 score is within twice that of the best (both scores may
+    be off, in opposite directions), and a face below the floor by more than
+    once that plus the 6-decimal rounding cannot reach it. Up to 830
+    dimensions :data:`CANDIDATE_MARGIN` covers this; above, the bound does.
+    """
+    return max(CANDIDATE_MARGIN, 2 * dimension * 2.0**-24 + 1e-6)
+
+
 def top1(
     queries: np.ndarray,
     snapshot: WatchlistSnapshot,
@@ -96,10 +111,11 @@ def top1(
     valid row gives row -1 and score -inf.
 
     A query whose float32 best is below ``floor`` by more than the candidate
-    margin gets row -1 and score -inf too, without being rescored: its exact
-    score is below ``floor`` as surely as a row outside the margin is not its
-    best. Most faces are far from every watchlist entry, and rescoring them
-    was a fifth of the matcher's time against a small watchlist.
+    margin (:func:`candidate_margin`) gets row -1 and score -inf too, without
+    being rescored: its exact score is below ``floor`` as surely as a row
+    outside the margin is not its best. Most faces are far from every
+    watchlist entry, and rescoring them was a fifth of the matcher's time
+    against a small watchlist.
     """
     m = queries.shape[0]
     rows = np.full(m, -1, dtype=np.int64)
@@ -116,17 +132,21 @@ def top1(
     # have one (the argmax): the best of the other rows tells which have more,
     # one pass over the scores where comparing and counting every row took
     # three times as long, and only those queries search their row.
-    cutoff = rough - CANDIDATE_MARGIN
+    margin = candidate_margin(queries.shape[1])
+    cutoff = rough - margin
     # no valid row at all, or none that can reach the floor: no candidate, and no need
     # of a runner-up (against a large watchlist that pass costs as much as the argmax)
-    live = np.flatnonzero(np.isfinite(rough) & (rough >= floor - CANDIDATE_MARGIN))
+    live = np.flatnonzero(np.isfinite(rough) & (rough >= floor - margin))
     if len(live) == 0:
         return rows, best
-    view = scores if len(live) == m else scores[live]  # a copy unless every query is live
-    at = (np.arange(len(live)), top[live])
-    view[at] = -np.inf
-    runner_up = view.max(axis=1)
-    view[at] = rough[live]  # restores the scores when the view is the scores themselves
+    if 2 * len(live) > m:  # most are live: one pass in place beats copying their rows
+        scores[each, top] = -np.inf
+        runner_up = scores.max(axis=1)[live]
+        scores[each, top] = rough
+    else:
+        others = scores[live]
+        others[np.arange(len(live)), top[live]] = -np.inf
+        runner_up = others.max(axis=1)
     more = runner_up >= cutoff[live]
     single = live[~more]
     several = live[more]

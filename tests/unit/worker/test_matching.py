@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from streams.worker.deletion import DeletionRule
-from streams.worker.matching import _exact_scores, match_batch
+from streams.worker.matching import _exact_scores, candidate_margin, match_batch
 from streams.worker.watchlist_store import WatchlistStore
 
 from .conftest import DIM, T0, unit, watchlist_record
@@ -208,25 +208,35 @@ def test_top1_equals_rescoring_every_row(seed: int, rows: int, queries: int, cop
         )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
     rows=st.integers(1, 30),
     queries=st.integers(1, 40),
+    copies=st.integers(0, 6),
+    removed=st.integers(0, 3),
     pick=st.integers(0, 2**16),
     nudge=st.sampled_from([-1e-4, -1e-5, -1e-6, 0.0, 1e-6, 1e-5, 1e-4]),
 )
+@example(seed=7, rows=5, queries=8, copies=2, removed=1, pick=0, nudge=0.0)
+@example(seed=8, rows=20, queries=40, copies=6, removed=0, pick=3, nudge=0.0)
 def test_match_batch_at_a_threshold_equals_rescoring_every_row(
-    seed: int, rows: int, queries: int, pick: int, nudge: float
+    seed: int, rows: int, queries: int, copies: int, removed: int, pick: int, nudge: float
 ) -> None:
-    """Faces the float32 product leaves below the threshold are not rescored; the verdict
-    is still the brute force's, also with the threshold on or beside a face's exact score."""
+    """Faces the float32 product leaves below the threshold are neither rescored nor
+    searched for a runner-up; the verdict is still the brute force's: with the threshold
+    on or beside a face's exact score, with rows repeated (ties) and rows removed before
+    some faces' capture instants."""
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((rows, DIM)).astype(np.float32)
+    vectors[rng.integers(0, rows, copies)] = vectors[0]
     subjects = [
         (f"s{i:03d}", (v / np.linalg.norm(v)).astype(np.float32)) for i, v in enumerate(vectors)
     ]
-    snapshot = store_with(*subjects).snapshot("W1")
+    store = store_with(*subjects)
+    for i in rng.choice(rows, min(removed, rows), replace=False):
+        store.apply_entry(f"W1:s{i:03d}", watchlist_record(f"s{i:03d}", None, updated_at=T0), 0)
+    snapshot = store.snapshot("W1")
     assert snapshot is not None
     faces = rng.standard_normal((queries, DIM)).astype(np.float32)
     # some faces near a row (scores from 0.5 to 1), the rest random (scores near 0)
@@ -234,11 +244,16 @@ def test_match_batch_at_a_threshold_equals_rescoring_every_row(
     blend = rng.uniform(0.0, 1.0, (queries // 2, 1)).astype(np.float32)
     faces[: queries // 2] = snapshot.matrix[near] + blend * faces[: queries // 2] / np.sqrt(DIM)
     faces /= np.linalg.norm(faces, axis=1, keepdims=True)
+    # half the faces captured after the removals, half before
+    at = np.where(np.arange(queries) % 2 == 0, T0_MS + 1, T0_MS - 1)
+    valid = snapshot.valid_at(at)  # (faces, rows)
     rows64 = snapshot.matrix.astype(np.float64)
-    # (faces, rows): each pair's own float64 sum, as the matcher rescores
+    # (faces, rows): each pair's own float64 sum, as the matcher rescores; removed: -inf
     exact = np.array([np.round([(row * face).sum() for row in rows64], 6) for face in faces])
-    threshold = float(exact.max(axis=1)[pick % queries]) + nudge
-    batch = match_batch(faces, snapshot, threshold)
+    exact[~valid] = -np.inf
+    target = exact.max(axis=1)[pick % queries]
+    threshold = (float(target) if np.isfinite(target) else 0.5) + nudge
+    batch = match_batch(faces, snapshot, threshold, at)
     for scores, match in zip(exact, batch, strict=True):
         if scores.max() < threshold:
             assert match is None
@@ -246,6 +261,20 @@ def test_match_batch_at_a_threshold_equals_rescoring_every_row(
             assert match is not None
             best = int(np.flatnonzero(scores == scores.max())[0])
             assert (match.row, match.score) == (best, scores.max())
+
+
+@pytest.mark.parametrize(("dimension", "margin"), [(32, 1e-4), (512, 1e-4), (830, 1e-4)])
+def test_candidate_margin_is_the_fixed_margin_up_to_830_dimensions(
+    dimension: int, margin: float
+) -> None:
+    assert candidate_margin(dimension) == margin
+
+
+def test_candidate_margin_covers_twice_the_float32_rounding_bound_above() -> None:
+    for dimension in (831, 1024, 2048, 4096):
+        bound = dimension * 2.0**-24  # a float32 dot product of unit vectors is off by less
+        assert candidate_margin(dimension) >= 2 * bound + 5e-7
+    assert candidate_margin(4096) < 5e-4
 
 
 def blas_spy() -> tuple[type[np.ndarray], list[list[int]], list[int]]:
