@@ -497,7 +497,8 @@ def in_rounds(rounds: int, run: Any) -> dict[str, Any]:
         each.append(run())
         print(f"round {number + 1} of {rounds}: {json.dumps(headline(each[-1]))}", flush=True)
     figures = [headline(round_) for round_ in each]
-    medians = {name: round(statistics.median(f[name] for f in figures), 3) for name in figures[0]}
+    common = [name for name in figures[0] if all(name in f for f in figures)]
+    medians = {name: round(statistics.median(f[name] for f in figures), 3) for name in common}
     return {"median": medians, "rounds": each}
 
 
