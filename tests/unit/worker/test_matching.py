@@ -173,6 +173,21 @@ def test_exact_rescoring_is_each_pair_own_float64_sum(rows: int, pairs: int, dim
     assert _exact_scores(matrix, queries, row_of, query_of).tolist() == expected
 
 
+def random_store(rng: np.random.Generator, rows: int, copies: int) -> WatchlistStore:
+    """``rows`` random unit subjects s000, s001...; ``copies`` of them replaced by s000's vector."""
+    vectors = rng.standard_normal((rows, DIM)).astype(np.float32)
+    vectors[rng.integers(0, rows, copies)] = vectors[0]
+    return store_with(
+        *((f"s{i:03d}", (v / np.linalg.norm(v)).astype(np.float32)) for i, v in enumerate(vectors))
+    )
+
+
+def brute_force(matrix: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(faces, rows): each pair's own float64 sum to 6 decimals, as the matcher rescores."""
+    rows64 = matrix.astype(np.float64)
+    return np.array([np.round([(row * face).sum() for row in rows64], 6) for face in faces])
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
@@ -185,22 +200,13 @@ def test_top1_equals_rescoring_every_row(seed: int, rows: int, queries: int, cop
     every row's float64 score rounded, the best, ties to the lowest row (some rows repeated
     exactly, some queries equal to a row, so ties and near ties occur)."""
     rng = np.random.default_rng(seed)
-    vectors = rng.standard_normal((rows, DIM)).astype(np.float32)
-    vectors[rng.integers(0, rows, copies)] = vectors[0]
-    subjects = [
-        (f"s{i:03d}", (v / np.linalg.norm(v)).astype(np.float32)) for i, v in enumerate(vectors)
-    ]
-    snapshot = store_with(*subjects).snapshot("W1")
+    snapshot = random_store(rng, rows, copies).snapshot("W1")
     assert snapshot is not None
     faces = rng.standard_normal((queries, DIM)).astype(np.float32)
     faces /= np.linalg.norm(faces, axis=1, keepdims=True)
     faces[: queries // 2] = snapshot.matrix[rng.integers(0, rows, queries // 2)]
     batch = match_batch(faces, snapshot, -1.0)
-    for face, match in zip(faces, batch, strict=True):
-        exact = np.round(
-            [(row.astype(np.float64) * face.astype(np.float64)).sum() for row in snapshot.matrix],
-            6,
-        )
+    for exact, match in zip(brute_force(snapshot.matrix, faces), batch, strict=True):
         assert match is not None
         assert (match.row, match.score) == (
             int(np.flatnonzero(exact == exact.max())[0]),
@@ -228,12 +234,7 @@ def test_match_batch_at_a_threshold_equals_rescoring_every_row(
     on or beside a face's exact score, with rows repeated (ties) and rows removed before
     some faces' capture instants."""
     rng = np.random.default_rng(seed)
-    vectors = rng.standard_normal((rows, DIM)).astype(np.float32)
-    vectors[rng.integers(0, rows, copies)] = vectors[0]
-    subjects = [
-        (f"s{i:03d}", (v / np.linalg.norm(v)).astype(np.float32)) for i, v in enumerate(vectors)
-    ]
-    store = store_with(*subjects)
+    store = random_store(rng, rows, copies)
     for i in rng.choice(rows, min(removed, rows), replace=False):
         store.apply_entry(f"W1:s{i:03d}", watchlist_record(f"s{i:03d}", None, updated_at=T0), 0)
     snapshot = store.snapshot("W1")
@@ -247,10 +248,8 @@ def test_match_batch_at_a_threshold_equals_rescoring_every_row(
     # half the faces captured after the removals, half before
     at = np.where(np.arange(queries) % 2 == 0, T0_MS + 1, T0_MS - 1)
     valid = snapshot.valid_at(at)  # (faces, rows)
-    rows64 = snapshot.matrix.astype(np.float64)
-    # (faces, rows): each pair's own float64 sum, as the matcher rescores; removed: -inf
-    exact = np.array([np.round([(row * face).sum() for row in rows64], 6) for face in faces])
-    exact[~valid] = -np.inf
+    exact = brute_force(snapshot.matrix, faces)
+    exact[~valid] = -np.inf  # removed before the face's capture
     target = exact.max(axis=1)[pick % queries]
     threshold = (float(target) if np.isfinite(target) else 0.5) + nudge
     batch = match_batch(faces, snapshot, threshold, at)
